@@ -1,0 +1,68 @@
+/*
+ * context.h - the context agent: what the hub knows about the home.
+ *
+ * It takes device announcements, state and availability (DEVICE_META,
+ * DEVICE_STATE, DEVICE_AVAIL), keeps the device registry (device -> room ->
+ * capabilities, merged state, availability), and tells the resource agent
+ * when a device changed (DEVICE_CHANGED). The planner and the resource agent
+ * read the registry through the query functions below, which answer from
+ * memory and never change it.
+ */
+#ifndef HEARTH_AGENTS_CONTEXT_H
+#define HEARTH_AGENTS_CONTEXT_H
+
+#include "agents/msg.h"
+#include "recipes/capability.h"
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct hearth_device {
+	char id[HEARTH_ID_MAX + 1];
+	char *name;             /* friendly name or NULL */
+	char *room;             /* as announced, or NULL */
+	char *room_key;         /* normalized (see hearth_room_key), or NULL */
+	char *kind;             /* or NULL */
+	hearth_capset caps;
+	char transport[8];      /* "mqtt" or "coap" */
+	char *uri;              /* CoAP URI or NULL */
+	bool has_meta;          /* announced; devices without meta are not planned on */
+	bool meta_optimistic;   /* meta says "optimistic": true */
+	int online;             /* 1, 0, or -1 when unknown */
+	cJSON *state;           /* merged reported state, NULL until the first report */
+	int64_t last_seen;      /* wall ms of the last message */
+};
+
+typedef struct hearth_context hearth_context;
+
+int hearth_context_new(int max_devices, hearth_context **out);
+void hearth_context_free(hearth_context *c);
+void hearth_context_handle(hearth_context *c, hearth_msg *m, const hearth_now *now,
+			   const hearth_outbox *out);
+
+/* ==== Queries (read-only) ==== */
+
+const struct hearth_device *hearth_context_device(const hearth_context *c, const char *id);
+int hearth_context_count(const hearth_context *c);
+const struct hearth_device *hearth_context_at(const hearth_context *c, int i);
+int hearth_context_online_count(const hearth_context *c);
+/* true when some announced device is in room (compared as room keys). */
+bool hearth_context_room_known(const hearth_context *c, const char *room);
+/*
+ * Announced devices with capability cap (index), in room (NULL: anywhere)
+ * and of kind (NULL: any), in announcement order. Fills up to max pointers
+ * into out and returns how many matched in all.
+ */
+int hearth_context_select(const hearth_context *c, const char *room, int cap, const char *kind,
+			  const struct hearth_device **out, int max);
+/* Confirmed on dispatch: never reported state, or meta says optimistic. */
+bool hearth_device_optimistic(const struct hearth_device *d);
+/* The device as hearthctl shows it (and as the devices store keeps it). */
+cJSON *hearth_device_json(const struct hearth_device *d);
+
+/* Room names compare case-insensitively with '_', '-' and ' ' alike: the key
+ * is lowercase with '_' for those. */
+void hearth_room_key(const char *room, char *out, size_t len);
+
+#endif

@@ -1,0 +1,533 @@
+/*
+ * orchestrator.c - from an intent to a bound, minimal plan (see
+ * orchestrator.h).
+ *
+ * Binding rules: a recipe step selects the announced devices that have its
+ * capability (in the slot's room, of its kind); offline devices are left out
+ * and said so. Args a device has no capability for are dropped for that
+ * device (an on/off lamp gets "on" but not "brightness"). A step whose effect
+ * already holds in the device's reported state is skipped, unless the device
+ * is optimistic (never reported, or says so), as in DESIGN.md section 4.
+ */
+#include "agents/orchestrator/orchestrator.h"
+
+#include "agents/plan.h"
+#include "hearth_config.h"
+#include "platform/alloc.h"
+#include "platform/err.h"
+#include "platform/id.h"
+#include "platform/json.h"
+#include "platform/log.h"
+#include "recipes/capability.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+struct hearth_orch {
+	const hearth_recipe_book *book;
+	const hearth_context *ctx;
+	unsigned long seq;
+};
+
+int
+hearth_orch_new(const hearth_recipe_book *book, const hearth_context *ctx, hearth_orch **out)
+{
+	hearth_orch *o = hearth_calloc(1, sizeof(*o));
+
+	*out = NULL;
+	if (!o)
+		return -ENOMEM;
+	o->book = book;
+	o->ctx = ctx;
+	*out = o;
+	return 0;
+}
+
+void
+hearth_orch_free(hearth_orch *o)
+{
+	hearth_free(o);
+}
+
+void
+hearth_orch_set_book(hearth_orch *o, const hearth_recipe_book *book)
+{
+	o->book = book;
+}
+
+void
+hearth_orch_refuse(hearth_msg *m, const char *code, const char *detail, const hearth_outbox *out)
+{
+	hearth_msg r = {.type = HEARTH_MSG_INTENT_REPLY};
+
+	hearth_post_error(out, code, "intent", detail);
+	if (!m->id[0])
+		return;
+	memcpy(r.id, m->id, sizeof(r.id));
+	r.body = cJSON_CreateObject();
+	if (!r.body)
+		return;
+	cJSON_AddStringToObject(r.body, "id", m->id);
+	cJSON_AddStringToObject(r.body, "error", code);
+	cJSON_AddStringToObject(r.body, "detail", detail);
+	r.reply = m->reply;
+	memset(&m->reply, 0, sizeof(m->reply));
+	hearth_post(out, &r);
+}
+
+/* ==== Text: a small growing buffer for the rationale ==== */
+
+struct text {
+	char *buf;
+	size_t len, cap;
+	bool oom;
+};
+
+static void
+text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+text_add(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (t->oom)
+		return;
+	for (;;) {
+		size_t room = t->cap - t->len;
+
+		va_start(ap, fmt);
+		n = vsnprintf(t->buf ? t->buf + t->len : NULL, t->buf ? room : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			t->oom = true;
+			return;
+		}
+		if (t->buf && (size_t)n < room) {
+			t->len += (size_t)n;
+			return;
+		}
+		size_t ncap = (t->cap ? t->cap * 2 : 256) + (size_t)n;
+		char *nb = hearth_realloc(t->buf, ncap);
+
+		if (!nb) {
+			t->oom = true;
+			return;
+		}
+		t->buf = nb;
+		t->cap = ncap;
+	}
+}
+
+/* "on, brightness 30" */
+static void
+text_args(struct text *t, const cJSON *args)
+{
+	const cJSON *a;
+	bool first = true;
+
+	cJSON_ArrayForEach(a, args)
+	{
+		const char *sep = first ? "" : ", ";
+
+		first = false;
+		if (cJSON_IsBool(a))
+			text_add(t, "%s%s%s", sep, cJSON_IsTrue(a) ? "" : "not ", a->string);
+		else if (cJSON_IsNumber(a))
+			text_add(t, "%s%s %g", sep, a->string, a->valuedouble);
+		else
+			text_add(t, "%s%s", sep, a->string);
+	}
+}
+
+static const char *
+dev_label(const struct hearth_device *d)
+{
+	return d->name ? d->name : d->id;
+}
+
+/* ==== Binding ==== */
+
+/* Does cond (a "holds" object or args) hold in state? Bounds: {"max":N}/{"min":N}. */
+static bool
+holds(const cJSON *cond, const cJSON *state)
+{
+	const cJSON *c;
+
+	cJSON_ArrayForEach(c, cond)
+	{
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(state, c->string);
+
+		if (!v)
+			return false;
+		if (cJSON_IsObject(c)) {
+			const cJSON *mx = cJSON_GetObjectItemCaseSensitive(c, "max");
+			const cJSON *mn = cJSON_GetObjectItemCaseSensitive(c, "min");
+
+			if (!cJSON_IsNumber(v) || (mx && v->valuedouble > mx->valuedouble) ||
+			    (mn && v->valuedouble < mn->valuedouble))
+				return false;
+		} else if (!hearth_json_value_equal(c, v, 0.5)) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Copy of obj with only the properties the device has a capability for. */
+static cJSON *
+filter_props(const cJSON *obj, hearth_capset caps)
+{
+	cJSON *o = cJSON_CreateObject();
+	const cJSON *a;
+
+	cJSON_ArrayForEach(a, obj)
+	{
+		if (o && hearth_capset_has_property(caps, a->string))
+			cJSON_AddItemToObject(o, a->string, cJSON_Duplicate(a, 1));
+	}
+	return o;
+}
+
+/* The device's current values of cond's properties. */
+static cJSON *
+values_of(const cJSON *cond, const cJSON *state)
+{
+	cJSON *o = cJSON_CreateObject();
+	const cJSON *c;
+
+	cJSON_ArrayForEach(c, cond)
+	{
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(state, c->string);
+
+		if (o && v)
+			cJSON_AddItemToObject(o, c->string, cJSON_Duplicate(v, 1));
+	}
+	return o;
+}
+
+static const char *
+resolve_room(const struct hearth_recipe_step *rs, const cJSON *slots)
+{
+	size_t n;
+
+	if (!rs->room)
+		return NULL;
+	n = strlen(rs->room);
+	if (n > 2 && rs->room[0] == '{' && rs->room[n - 1] == '}') {
+		char name[64];
+		const cJSON *v;
+
+		snprintf(name, sizeof(name), "%.*s", (int)(n - 2), rs->room + 1);
+		v = cJSON_GetObjectItemCaseSensitive(slots, name);
+		return cJSON_IsString(v) ? v->valuestring : NULL;
+	}
+	return rs->room;
+}
+
+/* Resolve slot values (intent's, else defaults) into a new object. */
+static int
+resolve_slots(const struct hearth_recipe *r, const cJSON *given, cJSON **out, char *why,
+	      size_t wl)
+{
+	cJSON *slots = cJSON_CreateObject();
+
+	*out = NULL;
+	if (!slots)
+		return -ENOMEM;
+	for (int i = 0; i < r->nslots; i++) {
+		const struct hearth_recipe_slot *s = &r->slots[i];
+		const cJSON *v = given ? cJSON_GetObjectItemCaseSensitive(given, s->name) : NULL;
+
+		if (!v || cJSON_IsNull(v))
+			v = s->def;
+		if (!v) {
+			if (s->required) {
+				snprintf(why, wl, "%s needs slot \"%s\" (a %s)", r->id, s->name,
+					 s->type);
+				cJSON_Delete(slots);
+				return HEARTH_E_INVALID;
+			}
+			continue;
+		}
+		if ((!strcmp(s->type, "room") || !strcmp(s->type, "string")) &&
+		    (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) > 64)) {
+			snprintf(why, wl, "slot \"%s\" must be a %s name (a string of 1-64 characters)",
+				 s->name, s->type);
+			cJSON_Delete(slots);
+			return HEARTH_E_INVALID;
+		}
+		if (strcmp(s->type, "room") && strcmp(s->type, "string") && !cJSON_IsNumber(v)) {
+			snprintf(why, wl, "slot \"%s\" must be a number", s->name);
+			cJSON_Delete(slots);
+			return HEARTH_E_INVALID;
+		}
+		cJSON_AddItemToObject(slots, s->name, cJSON_Duplicate(v, 1));
+	}
+	*out = slots;
+	return 0;
+}
+
+/* Fill the plan's steps from the recipe; notes go into the rationale. */
+static int
+bind_steps(hearth_orch *o, const struct hearth_recipe *r, struct hearth_plan *p,
+	   struct text *why_text, char *why, size_t wl)
+{
+	const struct hearth_device *devs[CONFIG_HEARTH_MAX_PLAN_STEPS];
+	int n = 0, offline = 0;
+
+	for (int i = 0; i < r->nsteps; i++) {
+		const struct hearth_recipe_step *rs = &r->steps[i];
+		const char *room = resolve_room(rs, p->slots);
+		int k = hearth_context_select(o->ctx, room, rs->cap, rs->kind, devs,
+					      CONFIG_HEARTH_MAX_PLAN_STEPS);
+
+		for (int j = 0; j < k; j++) {
+			const struct hearth_device *d = devs[j];
+			struct hearth_step *st;
+			cJSON *cond;
+
+			if (j >= CONFIG_HEARTH_MAX_PLAN_STEPS || n >= CONFIG_HEARTH_MAX_PLAN_STEPS) {
+				snprintf(why, wl, "the plan would need more than %d steps",
+					 CONFIG_HEARTH_MAX_PLAN_STEPS);
+				return HEARTH_E_TOO_LARGE;
+			}
+			if (d->online == 0) {
+				text_add(why_text, "%s %s is offline and is left out. ",
+					 offline++ ? "" : "Note:", dev_label(d));
+				continue;
+			}
+			st = &p->steps[n];
+			snprintf(st->id, sizeof(st->id), "%s", rs->id);
+			snprintf(st->device, sizeof(st->device), "%s", d->id);
+			st->cap = rs->cap;
+			st->timeout_ms = rs->timeout_ms;
+			st->compensate = rs->compensate;
+			st->optimistic = hearth_device_optimistic(d);
+			st->args = filter_props(rs->args, d->caps);
+			cond = filter_props(rs->holds ? rs->holds : rs->args, d->caps);
+			if (!st->args || !cond) {
+				cJSON_Delete(cond);
+				return -ENOMEM;
+			}
+			if (!st->optimistic && holds(cond, d->state)) {
+				cJSON *now_vals = values_of(cond, d->state);
+				struct text note = {0};
+
+				st->state = HEARTH_STEP_SKIPPED;
+				text_add(&note, "already ");
+				text_args(&note, now_vals);
+				st->note = note.buf;
+				cJSON_Delete(now_vals);
+			}
+			cJSON_Delete(cond);
+			n++;
+		}
+	}
+	p->nsteps = n;
+	return 0;
+}
+
+/* ==== Rationale ==== */
+
+static void
+write_rationale(hearth_orch *o, const struct hearth_recipe *r, struct hearth_plan *p,
+		struct text *t, const char *notes)
+{
+	const char *room = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(p->slots, "room"))
+				   ? cJSON_GetObjectItemCaseSensitive(p->slots, "room")->valuestring
+				   : NULL;
+	int todo = 0, skipped = 0;
+
+	text_add(t, "%s%s%s: ", r->title ? r->title : r->id, room ? " in " : "", room ? room : "");
+	for (int i = 0; i < p->nsteps; i++) {
+		const struct hearth_step *st = &p->steps[i];
+		const struct hearth_device *d = hearth_context_device(o->ctx, st->device);
+
+		if (st->state == HEARTH_STEP_SKIPPED)
+			continue;
+		text_add(t, "%s%s (%s) to ", todo++ ? "; set " : "set ", d ? dev_label(d) : st->device,
+			 st->id);
+		text_args(t, st->args);
+		if (st->optimistic)
+			text_add(t, " (it does not report state, so it is trusted when sent)");
+	}
+	if (!todo)
+		text_add(t, "nothing to do");
+	text_add(t, ". ");
+	for (int i = 0; i < p->nsteps; i++) {
+		const struct hearth_step *st = &p->steps[i];
+		const struct hearth_device *d = hearth_context_device(o->ctx, st->device);
+
+		if (st->state != HEARTH_STEP_SKIPPED)
+			continue;
+		text_add(t, "%s%s is left alone: %s", skipped++ ? "; " : "",
+			 d ? dev_label(d) : st->device, st->note ? st->note : "already holds");
+	}
+	if (skipped)
+		text_add(t, ". ");
+	if (!todo)
+		text_add(t, "Every step already holds, so the plan is complete. ");
+	if (notes && notes[0])
+		text_add(t, "%s", notes);
+	while (t->len && t->buf[t->len - 1] == ' ')
+		t->buf[--t->len] = '\0';
+}
+
+/* ==== Intents ==== */
+
+static int
+opt_id_field(const cJSON *b, const char *key, char *dst, size_t len, char *why, size_t wl)
+{
+	const char *s;
+	int rc = hearth_json_get_str(b, key, &s);
+
+	if (rc == -ENOENT)
+		return 0;
+	if (rc || strlen(s) == 0 || strlen(s) >= len) {
+		snprintf(why, wl, "%s must be a string of 1-%zu characters", key, len - 1);
+		return HEARTH_E_INVALID;
+	}
+	snprintf(dst, len, "%s", s);
+	return 0;
+}
+
+static void
+on_intent(hearth_orch *o, hearth_msg *m, const hearth_now *now, const hearth_outbox *out)
+{
+	const struct hearth_recipe *r;
+	const char *intent = NULL, *text = NULL;
+	struct hearth_plan *p = NULL;
+	struct text rationale = {0}, notes = {0};
+	const cJSON *slots;
+	char why[256];
+	int rc;
+
+	/* Shape: the runtime checked it is an object and took the id. */
+	rc = hearth_json_get_str(m->body, "intent", &intent);
+	if (rc && rc != -ENOENT) {
+		hearth_orch_refuse(m, "bad_request", "intent must be a string", out);
+		return;
+	}
+	rc = hearth_json_get_str(m->body, "text", &text);
+	if (rc && rc != -ENOENT) {
+		hearth_orch_refuse(m, "bad_request", "text must be a string", out);
+		return;
+	}
+	if (!intent && !text) {
+		hearth_orch_refuse(m, "bad_request", "an intent needs \"intent\" or \"text\"", out);
+		return;
+	}
+	slots = cJSON_GetObjectItemCaseSensitive(m->body, "slots");
+	if (slots && !cJSON_IsObject(slots) && !cJSON_IsNull(slots)) {
+		hearth_orch_refuse(m, "bad_request", "slots must be an object", out);
+		return;
+	}
+	if (!intent) {
+		snprintf(why, sizeof(why),
+			 "no recipe matches the text \"%.80s\"; send a structured \"intent\"", text);
+		hearth_orch_refuse(m, "no_match", why, out);
+		return;
+	}
+	r = hearth_recipe_book_find(o->book, intent);
+	if (!r) {
+		snprintf(why, sizeof(why), "no recipe serves the intent \"%.64s\"", intent);
+		hearth_orch_refuse(m, "no_match", why, out);
+		return;
+	}
+	p = hearth_plan_new(CONFIG_HEARTH_MAX_PLAN_STEPS);
+	if (!p) {
+		hearth_orch_refuse(m, "internal", "out of memory", out);
+		return;
+	}
+	p->t_received = now->mono_ms;
+	p->wall_received = now->wall_ms;
+	snprintf(p->intent_id, sizeof(p->intent_id), "%s", m->id);
+	snprintf(p->intent, sizeof(p->intent), "%s", intent);
+	snprintf(p->recipe, sizeof(p->recipe), "%s", r->id);
+	snprintf(p->recipe_version, sizeof(p->recipe_version), "%s", r->version);
+	snprintf(p->id, sizeof(p->id), "p-%llx-%lu", (unsigned long long)now->wall_ms, ++o->seq);
+	if ((rc = opt_id_field(m->body, "source", p->source, sizeof(p->source), why, sizeof(why))) ||
+	    (rc = opt_id_field(m->body, "user", p->user, sizeof(p->user), why, sizeof(why)))) {
+		hearth_orch_refuse(m, "bad_request", why, out);
+		goto done;
+	}
+	rc = hearth_json_get_bool(m->body, "preview", &p->preview);
+	if (rc && rc != -ENOENT) {
+		hearth_orch_refuse(m, "bad_request", "preview must be true or false", out);
+		goto done;
+	}
+	rc = resolve_slots(r, cJSON_IsObject(slots) ? slots : NULL, &p->slots, why, sizeof(why));
+	if (rc) {
+		hearth_orch_refuse(m, rc == -ENOMEM ? "internal" : "bad_request",
+				   rc == -ENOMEM ? "out of memory" : why, out);
+		goto done;
+	}
+	for (int i = 0; i < r->nslots; i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(p->slots, r->slots[i].name);
+
+		if (!strcmp(r->slots[i].type, "room") && cJSON_IsString(v) &&
+		    !hearth_context_room_known(o->ctx, v->valuestring)) {
+			snprintf(why, sizeof(why), "no device is known in room \"%.64s\"",
+				 v->valuestring);
+			hearth_orch_refuse(m, "unknown_room", why, out);
+			goto done;
+		}
+	}
+	rc = bind_steps(o, r, p, &notes, why, sizeof(why));
+	if (rc) {
+		hearth_orch_refuse(m, rc == HEARTH_E_TOO_LARGE ? "too_large" : "internal",
+				   rc == -ENOMEM ? "out of memory" : why, out);
+		goto done;
+	}
+	if (p->nsteps == 0) {
+		snprintf(why, sizeof(why), "%s: no device %s can carry out any step%s%s", r->id,
+			 notes.len ? "that is online" : "here", notes.len ? ". " : "",
+			 notes.buf ? notes.buf : "");
+		hearth_orch_refuse(m, "no_devices", why, out);
+		goto done;
+	}
+	write_rationale(o, r, p, &rationale, notes.buf);
+	if (rationale.oom) {
+		hearth_orch_refuse(m, "internal", "out of memory", out);
+		goto done;
+	}
+	p->rationale = rationale.buf;
+	rationale.buf = NULL;
+	p->reply = m->reply;
+	memset(&m->reply, 0, sizeof(m->reply));
+	if (p->preview) {
+		hearth_msg reply = {.type = HEARTH_MSG_INTENT_REPLY};
+
+		p->state = HEARTH_PLAN_PREVIEWED;
+		memcpy(reply.id, p->intent_id, sizeof(reply.id));
+		reply.body = hearth_plan_reply_json(p);
+		reply.reply = p->reply;
+		memset(&p->reply, 0, sizeof(p->reply));
+		hearth_post(out, &reply);
+		goto done;
+	}
+	{
+		hearth_msg pm = {.type = HEARTH_MSG_PLAN};
+
+		memcpy(pm.id, p->id, sizeof(pm.id));
+		pm.plan = p;
+		p = NULL;
+		hearth_post(out, &pm);
+	}
+done:
+	hearth_free(rationale.buf);
+	hearth_free(notes.buf);
+	hearth_plan_free(p);
+}
+
+void
+hearth_orch_handle(hearth_orch *o, hearth_msg *m, const hearth_now *now, const hearth_outbox *out)
+{
+	if (m->type == HEARTH_MSG_INTENT)
+		on_intent(o, m, now, out);
+}

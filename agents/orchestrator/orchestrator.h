@@ -1,0 +1,33 @@
+/*
+ * orchestrator.h - the orchestration agent: an INTENT in, a plan out.
+ *
+ * It checks the intent, finds the recipe that serves it, resolves the slots,
+ * expands each recipe step to the devices of the home that match it (read
+ * from the context agent's registry), drops what already holds, and writes
+ * the rationale. A preview is answered at once (INTENT_REPLY); otherwise the
+ * plan goes to the resource agent (PLAN). Refusals answer with an error
+ * reply and an ERROR message.
+ */
+#ifndef HEARTH_AGENTS_ORCHESTRATOR_H
+#define HEARTH_AGENTS_ORCHESTRATOR_H
+
+#include "agents/context/context.h"
+#include "agents/msg.h"
+#include "recipes/recipe.h"
+
+typedef struct hearth_orch hearth_orch;
+
+/* book and ctx are borrowed and must outlive the agent. */
+int hearth_orch_new(const hearth_recipe_book *book, const hearth_context *ctx, hearth_orch **out);
+void hearth_orch_free(hearth_orch *o);
+/* Swap the recipe book (after a reload); the old one is the caller's. */
+void hearth_orch_set_book(hearth_orch *o, const hearth_recipe_book *book);
+void hearth_orch_handle(hearth_orch *o, hearth_msg *m, const hearth_now *now,
+			const hearth_outbox *out);
+
+/* Post an error reply {"id","error","detail"} to the intent's reply address
+ * (which is moved out of m) and the same on the error topic. */
+void hearth_orch_refuse(hearth_msg *m, const char *code, const char *detail,
+			const hearth_outbox *out);
+
+#endif

@@ -1,0 +1,93 @@
+/*
+ * plan.h - the plan: what the orchestrator builds and the resource agent
+ * runs. A plan is a list of steps, each one device and one set of
+ * properties; its JSON forms (reply, event, episode) are the wire protocol's
+ * (DESIGN.md section 4).
+ */
+#ifndef HEARTH_AGENTS_PLAN_H
+#define HEARTH_AGENTS_PLAN_H
+
+#include "agents/msg.h"
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum hearth_plan_state {
+	HEARTH_PLAN_PREVIEWED,
+	HEARTH_PLAN_AWAITING_APPROVAL,
+	HEARTH_PLAN_RUNNING,
+	HEARTH_PLAN_COMPENSATING,
+	HEARTH_PLAN_COMPLETED,
+	HEARTH_PLAN_COMPENSATED,
+	HEARTH_PLAN_FAILED,
+	HEARTH_PLAN_DENIED,
+	HEARTH_PLAN_EXPIRED,
+};
+
+enum hearth_step_state {
+	HEARTH_STEP_PENDING,
+	HEARTH_STEP_DISPATCHED,
+	HEARTH_STEP_CONFIRMED,
+	HEARTH_STEP_SKIPPED,
+	HEARTH_STEP_FAILED,
+	HEARTH_STEP_REBOUND,
+	HEARTH_STEP_COMPENSATED,
+};
+
+struct hearth_step {
+	char id[HEARTH_ID_MAX + 1];     /* the recipe step it came from */
+	char device[HEARTH_ID_MAX + 1];
+	int cap;                        /* capability index */
+	cJSON *args;                    /* properties to set (owned) */
+	cJSON *prev;                    /* the device's values before, for compensation (owned) */
+	char *note;                     /* why skipped / failed, for the rationale (owned) */
+	enum hearth_step_state state;
+	bool optimistic;                /* confirmed on dispatch */
+	bool compensate;                /* undo when the plan cannot finish */
+	bool undoing;                   /* the dispatched command is the compensation */
+	int attempts;
+	int timeout_ms;
+	int64_t deadline;               /* mono ms: confirmation due, or retry due */
+	bool retry_wait;                /* deadline is a retry backoff, not a timeout */
+};
+
+struct hearth_plan {
+	char id[HEARTH_ID_MAX + 1];
+	char intent_id[HEARTH_ID_MAX + 1];
+	char intent[HEARTH_ID_MAX + 1];
+	char recipe[HEARTH_ID_MAX + 1];
+	char recipe_version[24];
+	char source[HEARTH_ID_MAX + 1];
+	char user[HEARTH_ID_MAX + 1];
+	cJSON *slots;                   /* as understood (owned) */
+	bool preview;
+	enum hearth_plan_state state;
+	struct hearth_step *steps;
+	int nsteps;
+	char *rationale;                /* owned */
+	char *reason;                   /* why it ended as it did, when not completed (owned) */
+	hearth_reply_to reply;          /* where the intent's answer goes (owned) */
+	int64_t t_received;             /* mono ms the intent arrived */
+	int64_t t_first_command;        /* mono ms of the first command, 0 if none */
+	int64_t wall_received;          /* wall ms the intent arrived */
+};
+
+struct hearth_plan *hearth_plan_new(int nsteps);
+void hearth_plan_free(struct hearth_plan *p);
+
+const char *hearth_plan_state_name(enum hearth_plan_state s);
+const char *hearth_step_state_name(enum hearth_step_state s);
+bool hearth_plan_state_terminal(enum hearth_plan_state s);
+
+/* JSON forms; each returns a new tree (the caller owns it) or NULL on ENOMEM. */
+cJSON *hearth_plan_steps_json(const struct hearth_plan *p);
+/* The intent reply: {"id","intent","slots","plan_id","state","rationale","steps",
+ * "alternatives","score"}. */
+cJSON *hearth_plan_reply_json(const struct hearth_plan *p);
+/* A plan event: {"plan_id","intent_id","intent","state","steps","ts"[,"reason"]}. */
+cJSON *hearth_plan_event_json(const struct hearth_plan *p, int64_t wall_ms);
+/* The episode record written to memory when the plan ends. */
+cJSON *hearth_plan_episode_json(const struct hearth_plan *p, const hearth_now *now);
+
+#endif

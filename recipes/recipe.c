@@ -1,0 +1,545 @@
+/*
+ * recipe.c - recipe documents: parsing, validation (preflight) and the book
+ * of loaded recipes.
+ *
+ * Validation is strict about what the planner relies on (ids, capabilities,
+ * value ranges, slot references) and lenient about the rest (unknown fields
+ * are ignored, as everywhere in hearth). Every problem names the file and the
+ * JSON path of the field.
+ */
+#include "recipes/recipe.h"
+
+#include "hearth_config.h"
+#include "platform/alloc.h"
+#include "platform/err.h"
+#include "platform/id.h"
+#include "platform/json.h"
+#include "recipes/capability.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define RECIPE_FILE_MAX (1 << 20)
+
+struct hearth_recipe_book {
+	struct hearth_recipe **items;
+	int n;
+};
+
+/* ==== Parsing ==== */
+
+struct pctx {
+	const char *file;
+	char *why;
+	size_t why_len;
+};
+
+static int
+problem(struct pctx *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int
+problem(struct pctx *p, const char *fmt, ...)
+{
+	va_list ap;
+	int n = snprintf(p->why, p->why_len, "%s: ", p->file);
+
+	if (n < 0 || (size_t)n >= p->why_len)
+		return HEARTH_E_INVALID;
+	va_start(ap, fmt);
+	vsnprintf(p->why + n, p->why_len - (size_t)n, fmt, ap);
+	va_end(ap);
+	return HEARTH_E_INVALID;
+}
+
+static int
+dup_str(struct pctx *p, const cJSON *obj, const char *key, const char *path, bool required,
+	char **out)
+{
+	const char *s;
+	int rc = hearth_json_get_str(obj, key, &s);
+
+	if (rc == -ENOENT) {
+		if (required)
+			return problem(p, "%s%s: is required (a string)", path, key);
+		return 0;
+	}
+	if (rc)
+		return problem(p, "%s%s: must be a string", path, key);
+	*out = hearth_strdup(s);
+	return *out ? 0 : -ENOMEM;
+}
+
+/* "{name}" -> name (in buf), else NULL. */
+static const char *
+slot_ref(const char *s, char *buf, size_t len)
+{
+	size_t n = strlen(s);
+
+	if (n < 3 || s[0] != '{' || s[n - 1] != '}' || n - 2 >= len)
+		return NULL;
+	memcpy(buf, s + 1, n - 2);
+	buf[n - 2] = '\0';
+	return buf;
+}
+
+static int
+check_args(struct pctx *p, const cJSON *args, const char *path, bool holds)
+{
+	const cJSON *a;
+	char why[128];
+
+	if (!cJSON_IsObject(args) || !args->child)
+		return problem(p, "%s: must be a non-empty object of properties", path);
+	cJSON_ArrayForEach(a, args)
+	{
+		bool known = false;
+
+		for (int i = 0; i < hearth_capability_count(); i++)
+			if (!strcmp(hearth_capability_at(i)->property, a->string))
+				known = true;
+		if (!known)
+			return problem(p, "%s.%s: no capability has this property", path,
+				       a->string);
+		if (holds && cJSON_IsObject(a)) {
+			const cJSON *b;
+
+			cJSON_ArrayForEach(b, a)
+			{
+				if ((strcmp(b->string, "max") && strcmp(b->string, "min")) ||
+				    !cJSON_IsNumber(b))
+					return problem(p, "%s.%s: a bound is {\"max\":N} or {\"min\":N}",
+						       path, a->string);
+			}
+			continue;
+		}
+		if (hearth_capability_check_value(a->string, a, why, sizeof(why)))
+			return problem(p, "%s.%s: %s", path, a->string, why);
+	}
+	return 0;
+}
+
+static int
+parse_step(struct pctx *p, struct hearth_recipe *r, const cJSON *js, int i)
+{
+	struct hearth_recipe_step *st = &r->steps[i];
+	char path[48], ref[40];
+	const char *capname;
+	const cJSON *target;
+	long long timeout;
+	int rc;
+
+	snprintf(path, sizeof(path), "steps[%d].", i);
+	st->compensate = true;
+	st->timeout_ms = HEARTH_STEP_TIMEOUT_DEFAULT_MS;
+	if (!cJSON_IsObject(js))
+		return problem(p, "steps[%d]: must be an object", i);
+	if ((rc = dup_str(p, js, "id", path, true, &st->id)))
+		return rc;
+	if (!hearth_id_valid_str(st->id))
+		return problem(p, "%sid: must be 1-64 characters of A-Z a-z 0-9 _ . -", path);
+	for (int j = 0; j < i; j++)
+		if (!strcmp(r->steps[j].id, st->id))
+			return problem(p, "%sid: \"%s\" is used by steps[%d] too", path, st->id, j);
+	if (hearth_json_get_str(js, "capability", &capname))
+		return problem(p, "%scapability: is required (a capability name)", path);
+	st->cap = hearth_capability_find(capname);
+	if (st->cap < 0)
+		return problem(p, "%scapability: unknown capability \"%s\"", path, capname);
+	if (!hearth_capability_at(st->cap)->actuator)
+		return problem(p, "%scapability: \"%s\" is a sensor and cannot be commanded", path,
+			       capname);
+	target = cJSON_GetObjectItemCaseSensitive(js, "target");
+	if (target && !cJSON_IsObject(target))
+		return problem(p, "%starget: must be an object", path);
+	if (target) {
+		char tpath[64];
+
+		snprintf(tpath, sizeof(tpath), "%starget.", path);
+		if ((rc = dup_str(p, target, "room", tpath, false, &st->room)) ||
+		    (rc = dup_str(p, target, "kind", tpath, false, &st->kind)))
+			return rc;
+		if (st->room && slot_ref(st->room, ref, sizeof(ref)) &&
+		    !hearth_recipe_slot(r, ref))
+			return problem(p, "%sroom: refers to slot \"%s\", which slots does not declare",
+				       tpath, ref);
+	}
+	st->args = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(js, "args"), 1);
+	snprintf(path, sizeof(path), "steps[%d].args", i);
+	if ((rc = check_args(p, st->args, path, false)))
+		return rc;
+	if (cJSON_GetObjectItemCaseSensitive(js, "holds")) {
+		st->holds = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(js, "holds"), 1);
+		snprintf(path, sizeof(path), "steps[%d].holds", i);
+		if ((rc = check_args(p, st->holds, path, true)))
+			return rc;
+	}
+	snprintf(path, sizeof(path), "steps[%d].", i);
+	rc = hearth_json_get_int(js, "timeout_ms", &timeout);
+	if (rc == 0 && (timeout < 10 || timeout > 3600000))
+		return problem(p, "%stimeout_ms: must be from 10 to 3600000", path);
+	if (rc == 0)
+		st->timeout_ms = (int)timeout;
+	else if (rc != -ENOENT)
+		return problem(p, "%stimeout_ms: must be a whole number of milliseconds", path);
+	rc = hearth_json_get_bool(js, "compensate", &st->compensate);
+	if (rc && rc != -ENOENT)
+		return problem(p, "%scompensate: must be true or false", path);
+	return 0;
+}
+
+static int
+parse_slots(struct pctx *p, struct hearth_recipe *r, const cJSON *slots)
+{
+	static const char *const types[] = {"room", "string", "number", "percent", "temperature"};
+	const cJSON *s;
+	int i = 0;
+
+	if (!slots)
+		return 0;
+	if (!cJSON_IsObject(slots))
+		return problem(p, "slots: must be an object of slot name -> {type, required, default}");
+	r->nslots = cJSON_GetArraySize(slots);
+	r->slots = hearth_calloc((size_t)r->nslots, sizeof(*r->slots));
+	if (!r->slots)
+		return -ENOMEM;
+	cJSON_ArrayForEach(s, slots)
+	{
+		struct hearth_recipe_slot *sl = &r->slots[i++];
+		char path[80];
+		bool ok = false;
+		int rc;
+
+		if (!(sl->name = hearth_strdup(s->string)))
+			return -ENOMEM;
+		if (!hearth_id_valid_str(sl->name))
+			return problem(p, "slots.%s: slot names are 1-64 characters of A-Z a-z 0-9 _ . -",
+				       sl->name);
+		if (!cJSON_IsObject(s))
+			return problem(p, "slots.%s: must be an object", sl->name);
+		snprintf(path, sizeof(path), "slots.%s.", sl->name);
+		if ((rc = dup_str(p, s, "type", path, true, &sl->type)))
+			return rc;
+		for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++)
+			ok = ok || !strcmp(sl->type, types[t]);
+		if (!ok)
+			return problem(p, "%stype: \"%s\" is not one of room, string, number, percent, temperature",
+				       path, sl->type);
+		rc = hearth_json_get_bool(s, "required", &sl->required);
+		if (rc && rc != -ENOENT)
+			return problem(p, "%srequired: must be true or false", path);
+		sl->def = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(s, "default"), 1);
+	}
+	return 0;
+}
+
+static int
+parse_strings(struct pctx *p, const cJSON *arr, const char *key, char ***out, int *n)
+{
+	const cJSON *s;
+	int i = 0;
+
+	if (!cJSON_IsArray(arr))
+		return problem(p, "%s: must be an array of strings", key);
+	*n = cJSON_GetArraySize(arr);
+	*out = hearth_calloc((size_t)*n, sizeof(char *));
+	if (!*out)
+		return -ENOMEM;
+	cJSON_ArrayForEach(s, arr)
+	{
+		if (!cJSON_IsString(s))
+			return problem(p, "%s[%d]: must be a string", key, i);
+		if (!((*out)[i++] = hearth_strdup(s->valuestring)))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static int
+parse_doc(struct pctx *p, struct hearth_recipe *r, const cJSON *doc)
+{
+	const cJSON *steps, *st;
+	const char *approval;
+	int rc, i = 0;
+
+	if (!cJSON_IsObject(doc))
+		return problem(p, "(top): a recipe is a JSON object");
+	if ((rc = dup_str(p, doc, "id", "", true, &r->id)))
+		return rc;
+	if (!hearth_id_valid_str(r->id))
+		return problem(p, "id: must be 1-64 characters of A-Z a-z 0-9 _ . -");
+	if ((rc = dup_str(p, doc, "version", "", true, &r->version)) ||
+	    (rc = dup_str(p, doc, "title", "", false, &r->title)))
+		return rc;
+	if (!cJSON_GetObjectItemCaseSensitive(doc, "intents"))
+		return problem(p, "intents: is required (the intent names this recipe serves)");
+	if ((rc = parse_strings(p, cJSON_GetObjectItemCaseSensitive(doc, "intents"), "intents",
+				&r->intents, &r->nintents)))
+		return rc;
+	if (r->nintents == 0)
+		return problem(p, "intents: must name at least one intent");
+	if ((rc = parse_slots(p, r, cJSON_GetObjectItemCaseSensitive(doc, "slots"))))
+		return rc;
+	rc = hearth_json_get_str(doc, "approval", &approval);
+	if (rc == 0) {
+		if (!strcmp(approval, "auto"))
+			r->approval = HEARTH_APPROVAL_AUTO;
+		else if (!strcmp(approval, "always"))
+			r->approval = HEARTH_APPROVAL_ALWAYS;
+		else if (!strcmp(approval, "never"))
+			r->approval = HEARTH_APPROVAL_NEVER;
+		else
+			return problem(p, "approval: must be \"auto\", \"always\" or \"never\"");
+	} else if (rc != -ENOENT) {
+		return problem(p, "approval: must be a string");
+	}
+	steps = cJSON_GetObjectItemCaseSensitive(doc, "steps");
+	if (!cJSON_IsArray(steps) || cJSON_GetArraySize(steps) == 0)
+		return problem(p, "steps: must be a non-empty array");
+	r->nsteps = cJSON_GetArraySize(steps);
+	if (r->nsteps > CONFIG_HEARTH_MAX_PLAN_STEPS)
+		return problem(p, "steps: %d steps, at most %d are allowed", r->nsteps,
+			       CONFIG_HEARTH_MAX_PLAN_STEPS);
+	r->steps = hearth_calloc((size_t)r->nsteps, sizeof(*r->steps));
+	if (!r->steps)
+		return -ENOMEM;
+	cJSON_ArrayForEach(st, steps)
+	{
+		if ((rc = parse_step(p, r, st, i)))
+			return rc;
+		i++;
+	}
+	return 0;
+}
+
+int
+hearth_recipe_parse(const char *text, size_t len, const char *file, struct hearth_recipe **out,
+		    char *why, size_t why_len)
+{
+	struct pctx p = {.file = file, .why = why, .why_len = why_len};
+	struct hearth_recipe *r;
+	cJSON *doc;
+	char jwhy[96];
+	int rc;
+
+	*out = NULL;
+	rc = hearth_json_parse(text, len, &doc, jwhy, sizeof(jwhy));
+	if (rc == HEARTH_E_BAD_JSON) {
+		snprintf(why, why_len, "%s: %s", file, jwhy);
+		return rc;
+	}
+	if (rc)
+		return rc;
+	r = hearth_calloc(1, sizeof(*r));
+	if (!r) {
+		cJSON_Delete(doc);
+		return -ENOMEM;
+	}
+	r->file = hearth_strdup(file);
+	rc = r->file ? parse_doc(&p, r, doc) : -ENOMEM;
+	cJSON_Delete(doc);
+	if (rc) {
+		if (rc == -ENOMEM)
+			snprintf(why, why_len, "%s: out of memory", file);
+		hearth_recipe_free(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+void
+hearth_recipe_free(struct hearth_recipe *r)
+{
+	if (!r)
+		return;
+	for (int i = 0; r->intents && i < r->nintents; i++)
+		hearth_free(r->intents[i]);
+	for (int i = 0; r->slots && i < r->nslots; i++) {
+		hearth_free(r->slots[i].name);
+		hearth_free(r->slots[i].type);
+		cJSON_Delete(r->slots[i].def);
+	}
+	for (int i = 0; r->steps && i < r->nsteps; i++) {
+		struct hearth_recipe_step *st = &r->steps[i];
+
+		hearth_free(st->id);
+		hearth_free(st->room);
+		hearth_free(st->kind);
+		cJSON_Delete(st->args);
+		cJSON_Delete(st->holds);
+	}
+	hearth_free(r->intents);
+	hearth_free(r->slots);
+	hearth_free(r->steps);
+	hearth_free(r->id);
+	hearth_free(r->version);
+	hearth_free(r->title);
+	hearth_free(r->file);
+	hearth_free(r);
+}
+
+const struct hearth_recipe_slot *
+hearth_recipe_slot(const struct hearth_recipe *r, const char *name)
+{
+	for (int i = 0; i < r->nslots; i++)
+		if (r->slots[i].name && !strcmp(r->slots[i].name, name))
+			return &r->slots[i];
+	return NULL;
+}
+
+/* ==== The book ==== */
+
+static int
+read_file(const char *path, char **out, size_t *len)
+{
+	struct stat sb;
+	char *buf;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &sb) || sb.st_size > RECIPE_FILE_MAX) {
+		close(fd);
+		return HEARTH_E_TOO_LARGE;
+	}
+	buf = hearth_malloc((size_t)sb.st_size + 1);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	n = read(fd, buf, (size_t)sb.st_size);
+	close(fd);
+	if (n != sb.st_size) {
+		hearth_free(buf);
+		return -EIO;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = (size_t)n;
+	return 0;
+}
+
+static int
+by_name(const struct dirent **a, const struct dirent **b)
+{
+	return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+static int
+is_json(const struct dirent *d)
+{
+	size_t n = strlen(d->d_name);
+
+	return d->d_name[0] != '.' && n > 5 && !strcmp(d->d_name + n - 5, ".json");
+}
+
+int
+hearth_recipe_book_load(const char *dir, hearth_recipe_book **out,
+			void (*report)(void *ud, const char *line), void *ud, char *why,
+			size_t why_len)
+{
+	struct dirent **names;
+	hearth_recipe_book *b;
+	int n, rc = 0;
+
+	*out = NULL;
+	n = scandir(dir, &names, is_json, by_name);
+	if (n < 0) {
+		rc = -errno;
+		snprintf(why, why_len, "cannot read recipe folder %s: %s", dir, strerror(-rc));
+		return rc;
+	}
+	b = hearth_calloc(1, sizeof(*b));
+	if (b)
+		b->items = hearth_calloc((size_t)(n ? n : 1), sizeof(*b->items));
+	if (!b || !b->items) {
+		rc = -ENOMEM;
+		snprintf(why, why_len, "out of memory loading %s", dir);
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		char path[4096], line[8192];
+		struct hearth_recipe *r;
+		char *text = NULL;
+		size_t len = 0;
+		int e;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
+		e = read_file(path, &text, &len);
+		if (e) {
+			snprintf(line, sizeof(line), "%s: cannot read: %s", path, hearth_strerror(e));
+			if (report)
+				report(ud, line);
+			continue;
+		}
+		e = hearth_recipe_parse(text, len, path, &r, line, sizeof(line));
+		hearth_free(text);
+		if (!e && hearth_recipe_book_find(b, r->id)) {
+			snprintf(line, sizeof(line), "%s: id: \"%s\" is already loaded from another file",
+				 path, r->id);
+			hearth_recipe_free(r);
+			e = HEARTH_E_INVALID;
+		}
+		if (!e && b->n >= CONFIG_HEARTH_RECIPES_MAX) {
+			snprintf(line, sizeof(line), "%s: more than %d recipes; not loaded", path,
+				 CONFIG_HEARTH_RECIPES_MAX);
+			hearth_recipe_free(r);
+			e = HEARTH_E_FULL;
+		}
+		if (e) {
+			if (report)
+				report(ud, line);
+			continue;
+		}
+		b->items[b->n++] = r;
+	}
+	*out = b;
+	b = NULL;
+out:
+	hearth_recipe_book_free(b);
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return rc;
+}
+
+void
+hearth_recipe_book_free(hearth_recipe_book *b)
+{
+	if (!b)
+		return;
+	for (int i = 0; i < b->n; i++)
+		hearth_recipe_free(b->items[i]);
+	hearth_free(b->items);
+	hearth_free(b);
+}
+
+int
+hearth_recipe_book_count(const hearth_recipe_book *b)
+{
+	return b->n;
+}
+
+const struct hearth_recipe *
+hearth_recipe_book_at(const hearth_recipe_book *b, int i)
+{
+	return i >= 0 && i < b->n ? b->items[i] : NULL;
+}
+
+const struct hearth_recipe *
+hearth_recipe_book_find(const hearth_recipe_book *b, const char *intent)
+{
+	for (int i = 0; i < b->n; i++)
+		for (int j = 0; j < b->items[i]->nintents; j++)
+			if (!strcmp(b->items[i]->intents[j], intent))
+				return b->items[i];
+	return NULL;
+}

@@ -1,0 +1,90 @@
+/*
+ * recipe.h - recipes: reusable plan templates loaded from JSON files
+ * (the built-in ones are in recipes/library).
+ *
+ * A recipe names the intents it serves, its slots, and its steps. A step
+ * selects devices by capability (and room, kind), says what to set (args),
+ * and when the effect already holds (holds; default: the args themselves).
+ * The orchestrator expands steps into a plan; the recipe never names devices.
+ */
+#ifndef HEARTH_RECIPES_RECIPE_H
+#define HEARTH_RECIPES_RECIPE_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define HEARTH_STEP_TIMEOUT_DEFAULT_MS 10000
+
+enum hearth_approval {
+	HEARTH_APPROVAL_AUTO,   /* only when policy says so */
+	HEARTH_APPROVAL_ALWAYS, /* every run asks the owner */
+	HEARTH_APPROVAL_NEVER,  /* never asks (refused instead if policy requires) */
+};
+
+struct hearth_recipe_slot {
+	char *name;
+	char *type;   /* room, string, number, percent, temperature */
+	bool required;
+	cJSON *def;   /* default value or NULL */
+};
+
+struct hearth_recipe_step {
+	char *id;
+	int cap;      /* capability index (recipes/capability.h) */
+	char *room;   /* literal room, "{slot}", or NULL for the whole home */
+	char *kind;   /* device kind filter or NULL */
+	cJSON *args;  /* properties to set */
+	cJSON *holds; /* when the effect already holds; NULL: equal to args */
+	int timeout_ms;
+	bool compensate; /* undo this step when the plan cannot finish */
+};
+
+struct hearth_recipe {
+	char *id;
+	char *version;
+	char *title;
+	char *file;
+	char **intents;
+	int nintents;
+	struct hearth_recipe_slot *slots;
+	int nslots;
+	struct hearth_recipe_step *steps;
+	int nsteps;
+	enum hearth_approval approval;
+};
+
+/*
+ * Parse and validate one recipe document. file names it in messages. On a
+ * problem returns HEARTH_E_INVALID (or HEARTH_E_BAD_JSON) and writes
+ * "file: path.to.field: what is wrong" into why. The caller frees *out with
+ * hearth_recipe_free.
+ */
+int hearth_recipe_parse(const char *text, size_t len, const char *file, struct hearth_recipe **out,
+			char *why, size_t why_len);
+void hearth_recipe_free(struct hearth_recipe *r);
+
+/* A recipe's slot called name, or NULL. */
+const struct hearth_recipe_slot *hearth_recipe_slot(const struct hearth_recipe *r,
+						    const char *name);
+
+typedef struct hearth_recipe_book hearth_recipe_book;
+
+/*
+ * Load every *.json in dir (in name order). A recipe that does not validate
+ * is skipped and its problem reported through report(ud, line) (one line
+ * per problem); so is a second recipe with an id already loaded. Returns 0
+ * and a book (possibly empty), or a negative error when dir cannot be read
+ * (reason in why). The caller frees the book.
+ */
+int hearth_recipe_book_load(const char *dir, hearth_recipe_book **out,
+			    void (*report)(void *ud, const char *line), void *ud, char *why,
+			    size_t why_len);
+void hearth_recipe_book_free(hearth_recipe_book *b);
+int hearth_recipe_book_count(const hearth_recipe_book *b);
+const struct hearth_recipe *hearth_recipe_book_at(const hearth_recipe_book *b, int i);
+/* The first recipe that serves intent, or NULL. */
+const struct hearth_recipe *hearth_recipe_book_find(const hearth_recipe_book *b,
+						    const char *intent);
+
+#endif

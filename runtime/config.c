@@ -1,0 +1,386 @@
+/*
+ * config.c - defaults, the JSON file and validation (see config.h).
+ *
+ * The file is described by one table of keys: each entry says where the
+ * value goes, its type and bounds. Loading walks the table, so adding a key
+ * is adding a row, and every error names the file, the key and what was
+ * expected.
+ */
+#include "runtime/config.h"
+
+#include "hearth_config.h"
+#include "platform/alloc.h"
+#include "platform/err.h"
+#include "platform/id.h"
+#include "platform/json.h"
+#include "platform/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CONFIG_FILE_MAX (1 << 20)
+
+#ifndef HEARTH_RECIPES_DIR
+#define HEARTH_RECIPES_DIR "/usr/share/hearth/recipes"
+#endif
+
+enum kind { K_STR, K_INT, K_LONG, K_BOOL, K_LEVEL, K_BROKER, K_ID };
+
+struct key {
+	const char *path; /* "mqtt.keepalive" */
+	enum kind kind;
+	size_t off;
+	long min, max;
+};
+
+#define OFF(f) offsetof(struct hearth_config, f)
+
+static const struct key keys[] = {
+	{"home", K_ID, OFF(home), 0, 0},
+	{"broker", K_BROKER, 0, 0, 0},
+	{"data_dir", K_STR, OFF(data_dir), 0, 0},
+	{"recipes_dir", K_STR, OFF(recipes_dir), 0, 0},
+	{"log.level", K_LEVEL, OFF(log_level), 0, 0},
+	{"log.syslog", K_BOOL, OFF(log_syslog), 0, 0},
+	{"mqtt.client_id", K_STR, OFF(mqtt_client_id), 0, 0},
+	{"mqtt.username", K_STR, OFF(mqtt_username), 0, 0},
+	{"mqtt.password", K_STR, OFF(mqtt_password), 0, 0},
+	{"mqtt.keepalive", K_INT, OFF(mqtt_keepalive), 5, 3600},
+	{"mqtt.session_expiry", K_INT, OFF(mqtt_session_expiry), 0, 2147483647},
+	{"limits.max_payload", K_INT, OFF(max_payload), 256, CONFIG_HEARTH_MAX_PAYLOAD},
+	{"limits.max_plans", K_INT, OFF(max_plans), 1, CONFIG_HEARTH_MAX_PLANS},
+	{"plan.retries", K_INT, OFF(step_retries), 0, 10},
+	{"plan.retry_backoff_ms", K_INT, OFF(retry_backoff_ms), 10, 60000},
+	{"store.sync", K_BOOL, OFF(store_sync), 0, 0},
+	{"store.map_size_mb", K_INT, OFF(store_map_mb), 1, 65536},
+	{"store.map_max_mb", K_INT, OFF(store_map_max_mb), 1, 65536},
+	{"store.episodes_max", K_LONG, OFF(episodes_max), 10, 100000000},
+};
+
+int
+hearth_config_defaults(struct hearth_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->home = hearth_strdup("home");
+	c->broker_host = hearth_strdup("localhost");
+	c->broker_port = CONFIG_HEARTH_DEFAULT_PORT;
+	c->data_dir = hearth_strdup(geteuid() == 0 ? "/var/lib/hearth" : "./hearth-data");
+	c->recipes_dir = hearth_strdup(HEARTH_RECIPES_DIR);
+	c->log_level = HEARTH_LOG_INFO;
+	c->mqtt_keepalive = 30;
+	c->mqtt_session_expiry = 7 * 24 * 3600;
+	c->max_payload = CONFIG_HEARTH_MAX_PAYLOAD;
+	c->max_plans = CONFIG_HEARTH_MAX_PLANS;
+	c->step_retries = 2;
+	c->retry_backoff_ms = 500;
+	c->store_sync = true;
+	c->store_map_mb = CONFIG_HEARTH_STORE_MAP_MB;
+	c->store_map_max_mb = 4 * CONFIG_HEARTH_STORE_MAP_MB;
+	c->episodes_max = CONFIG_HEARTH_EPISODES_MAX;
+	if (!c->home || !c->broker_host || !c->data_dir || !c->recipes_dir) {
+		hearth_config_free(c);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void
+hearth_config_free(struct hearth_config *c)
+{
+	hearth_free(c->file);
+	hearth_free(c->home);
+	hearth_free(c->broker_host);
+	hearth_free(c->data_dir);
+	hearth_free(c->recipes_dir);
+	hearth_free(c->mqtt_client_id);
+	hearth_free(c->mqtt_username);
+	hearth_free(c->mqtt_password);
+	memset(c, 0, sizeof(*c));
+}
+
+int
+hearth_config_set_broker(struct hearth_config *c, const char *spec, char *why, size_t wl)
+{
+	const char *host = spec, *colon;
+	size_t hlen;
+	long port = CONFIG_HEARTH_DEFAULT_PORT;
+	char *end, *h;
+
+	if (spec[0] == '[') {
+		const char *rb = strchr(spec, ']');
+
+		if (!rb || rb == spec + 1 || (rb[1] && rb[1] != ':'))
+			goto bad;
+		host = spec + 1;
+		hlen = (size_t)(rb - host);
+		colon = rb[1] ? rb + 1 : NULL;
+	} else {
+		colon = strrchr(spec, ':');
+		hlen = colon ? (size_t)(colon - spec) : strlen(spec);
+		if (colon && strchr(spec, ':') != colon)
+			goto bad; /* a bare IPv6 address needs brackets */
+	}
+	if (hlen == 0 || hlen > 253)
+		goto bad;
+	if (colon) {
+		errno = 0;
+		port = strtol(colon + 1, &end, 10);
+		if (errno || *end || end == colon + 1 || port < 1 || port > 65535)
+			goto bad;
+	}
+	h = hearth_strndup(host, hlen);
+	if (!h)
+		return -ENOMEM;
+	hearth_free(c->broker_host);
+	c->broker_host = h;
+	c->broker_port = (int)port;
+	return 0;
+bad:
+	snprintf(why, wl, "broker: expected HOST, HOST:PORT or [IPv6]:PORT (port 1-65535), got \"%s\"",
+		 spec);
+	return HEARTH_E_CONFIG;
+}
+
+static const cJSON *
+lookup(const cJSON *root, const char *path)
+{
+	char part[64];
+	const char *dot;
+	const cJSON *cur = root;
+
+	while (cur && (dot = strchr(path, '.'))) {
+		snprintf(part, sizeof(part), "%.*s", (int)(dot - path), path);
+		cur = cJSON_GetObjectItemCaseSensitive(cur, part);
+		if (cur && !cJSON_IsObject(cur))
+			return cur; /* reported as a type error by the caller's parent check */
+		path = dot + 1;
+	}
+	return cur ? cJSON_GetObjectItemCaseSensitive(cur, path) : NULL;
+}
+
+static bool
+known_key(const char *path)
+{
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (!strcmp(keys[i].path, path))
+			return true;
+	return false;
+}
+
+static void
+warn_unknown(const cJSON *obj, const char *prefix, const char *file,
+	     void (*warn)(const char *line))
+{
+	const cJSON *it;
+
+	cJSON_ArrayForEach(it, obj)
+	{
+		char path[128], line[256];
+
+		snprintf(path, sizeof(path), "%s%s", prefix, it->string);
+		if (known_key(path))
+			continue;
+		if (cJSON_IsObject(it) && !prefix[0]) {
+			char sub[130];
+			bool section = false;
+
+			snprintf(sub, sizeof(sub), "%s.", path);
+			for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+				section = section || !strncmp(keys[i].path, sub, strlen(sub));
+			if (section) {
+				warn_unknown(it, sub, file, warn);
+				continue;
+			}
+		}
+		snprintf(line, sizeof(line), "%s: %s: unknown key, ignored (see docs/configuration.md)",
+			 file, path);
+		warn(line);
+	}
+}
+
+static int
+apply(struct hearth_config *c, const struct key *k, const cJSON *v, const char *file, char *why,
+      size_t wl)
+{
+	char *base = (char *)c;
+	char got[48];
+
+	if (cJSON_IsString(v))
+		snprintf(got, sizeof(got), "\"%.40s\"", v->valuestring);
+	else
+		snprintf(got, sizeof(got), "%s", hearth_json_type_name(v));
+	switch (k->kind) {
+	case K_STR:
+	case K_ID: {
+		char **dst = (char **)(base + k->off), *s;
+
+		if (!cJSON_IsString(v) || !v->valuestring[0])
+			goto bad_str;
+		if (k->kind == K_ID && !hearth_id_valid_str(v->valuestring)) {
+			snprintf(why, wl, "%s: %s: expected 1-64 characters of A-Z a-z 0-9 _ . -, got %s",
+				 file, k->path, got);
+			return HEARTH_E_CONFIG;
+		}
+		if (!(s = hearth_strdup(v->valuestring)))
+			return -ENOMEM;
+		hearth_free(*dst);
+		*dst = s;
+		return 0;
+	}
+	case K_BROKER: {
+		char sub[200];
+
+		if (!cJSON_IsString(v))
+			goto bad_str;
+		if (hearth_config_set_broker(c, v->valuestring, sub, sizeof(sub))) {
+			snprintf(why, wl, "%s: %s", file, sub);
+			return HEARTH_E_CONFIG;
+		}
+		return 0;
+	}
+	case K_INT:
+	case K_LONG:
+		if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long long)v->valuedouble ||
+		    v->valuedouble < k->min || v->valuedouble > k->max) {
+			snprintf(why, wl, "%s: %s: expected a whole number from %ld to %ld, got %s",
+				 file, k->path, k->min, k->max, got);
+			if (cJSON_IsNumber(v))
+				snprintf(why, wl,
+					 "%s: %s: expected a whole number from %ld to %ld, got %g",
+					 file, k->path, k->min, k->max, v->valuedouble);
+			return HEARTH_E_CONFIG;
+		}
+		if (k->kind == K_INT)
+			*(int *)(base + k->off) = (int)v->valuedouble;
+		else
+			*(long *)(base + k->off) = (long)v->valuedouble;
+		return 0;
+	case K_BOOL:
+		if (!cJSON_IsBool(v)) {
+			snprintf(why, wl, "%s: %s: expected true or false, got %s", file, k->path, got);
+			return HEARTH_E_CONFIG;
+		}
+		*(bool *)(base + k->off) = cJSON_IsTrue(v);
+		return 0;
+	case K_LEVEL: {
+		int lvl = cJSON_IsString(v) ? hearth_log_level_parse(v->valuestring) : -1;
+
+		if (lvl < 0) {
+			snprintf(why, wl,
+				 "%s: %s: expected \"error\", \"warn\", \"info\", \"debug\" or \"trace\", got %s",
+				 file, k->path, got);
+			return HEARTH_E_CONFIG;
+		}
+		*(int *)(base + k->off) = lvl;
+		return 0;
+	}
+	}
+	return 0;
+bad_str:
+	snprintf(why, wl, "%s: %s: expected a non-empty string, got %s", file, k->path, got);
+	return HEARTH_E_CONFIG;
+}
+
+static int
+read_all(const char *path, char **out, size_t *len)
+{
+	struct stat sb;
+	char *buf;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode) || sb.st_size > CONFIG_FILE_MAX) {
+		close(fd);
+		return HEARTH_E_TOO_LARGE;
+	}
+	buf = hearth_malloc((size_t)sb.st_size + 1);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	n = read(fd, buf, (size_t)sb.st_size);
+	close(fd);
+	if (n < 0 || n != sb.st_size) {
+		hearth_free(buf);
+		return -EIO;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = (size_t)n;
+	return 0;
+}
+
+int
+hearth_config_load(struct hearth_config *c, const char *path, bool must_exist,
+		   void (*warn)(const char *line), char *why, size_t wl)
+{
+	char *text = NULL, jwhy[96];
+	size_t len = 0;
+	cJSON *root = NULL;
+	int rc;
+
+	rc = read_all(path, &text, &len);
+	if (rc == -ENOENT && !must_exist)
+		return 0;
+	if (rc) {
+		snprintf(why, wl, "%s: cannot read: %s", path,
+			 rc == HEARTH_E_TOO_LARGE ? "not a regular file of at most 1 MiB"
+						  : hearth_strerror(rc));
+		return HEARTH_E_CONFIG;
+	}
+	rc = hearth_json_parse(text, len, &root, jwhy, sizeof(jwhy));
+	hearth_free(text);
+	if (rc) {
+		snprintf(why, wl, "%s: %s", path, rc == HEARTH_E_BAD_JSON ? jwhy : hearth_strerror(rc));
+		return HEARTH_E_CONFIG;
+	}
+	if (!cJSON_IsObject(root)) {
+		snprintf(why, wl, "%s: expected a JSON object at the top", path);
+		rc = HEARTH_E_CONFIG;
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]) && !rc; i++) {
+		const char *dot = strchr(keys[i].path, '.');
+		const cJSON *v;
+
+		if (dot) {
+			char sec[32];
+			const cJSON *so;
+
+			snprintf(sec, sizeof(sec), "%.*s", (int)(dot - keys[i].path), keys[i].path);
+			so = cJSON_GetObjectItemCaseSensitive(root, sec);
+			if (so && !cJSON_IsObject(so)) {
+				snprintf(why, wl, "%s: %s: expected an object of settings, got %s", path,
+					 sec, hearth_json_type_name(so));
+				rc = HEARTH_E_CONFIG;
+				break;
+			}
+		}
+		v = lookup(root, keys[i].path);
+		if (v && !cJSON_IsNull(v))
+			rc = apply(c, &keys[i], v, path, why, wl);
+	}
+	if (!rc && warn)
+		warn_unknown(root, "", path, warn);
+	if (!rc) {
+		char *f = hearth_strdup(path);
+
+		if (!f) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		hearth_free(c->file);
+		c->file = f;
+	}
+out:
+	cJSON_Delete(root);
+	return rc;
+}

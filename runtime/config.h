@@ -1,0 +1,54 @@
+/*
+ * config.h - hearthd's run-time configuration (DESIGN.md section 6):
+ * defaults, then the JSON file, then command-line flags. Every key of the
+ * file is optional. docs/configuration.md lists them; keep the two in step.
+ */
+#ifndef HEARTH_RUNTIME_CONFIG_H
+#define HEARTH_RUNTIME_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define HEARTH_CONFIG_DEFAULT_FILE "/etc/hearth/hearth.json"
+
+struct hearth_config {
+	char *file;             /* the file read, or NULL */
+	char *home;             /* home id: topics are hearth/<home>/... */
+	char *broker_host;
+	int broker_port;
+	char *data_dir;
+	char *recipes_dir;
+	int log_level;          /* enum hearth_log_level */
+	bool log_syslog;
+	char *mqtt_client_id;   /* default hearth-<home> */
+	char *mqtt_username;
+	char *mqtt_password;
+	int mqtt_keepalive;     /* s */
+	int mqtt_session_expiry; /* s the broker keeps our session (and queued intents) */
+	int max_payload;        /* bytes */
+	int max_plans;
+	int step_retries;
+	int retry_backoff_ms;
+	bool store_sync;
+	int store_map_mb;
+	int store_map_max_mb;
+	long episodes_max;
+};
+
+/* Fill defaults. Returns 0 or -ENOMEM. */
+int hearth_config_defaults(struct hearth_config *c);
+void hearth_config_free(struct hearth_config *c);
+
+/*
+ * Apply a JSON file over c. Missing file: 0 when !must_exist. Any problem:
+ * HEARTH_E_CONFIG with "FILE: key.path: expected ..., got ..." in why.
+ * Unknown keys are reported through warn (may be NULL) and otherwise ignored.
+ */
+int hearth_config_load(struct hearth_config *c, const char *path, bool must_exist,
+		       void (*warn)(const char *line), char *why, size_t why_len);
+
+/* Parse "host", "host:port", "[v6]:port" into c's broker fields. */
+int hearth_config_set_broker(struct hearth_config *c, const char *spec, char *why,
+			     size_t why_len);
+
+#endif

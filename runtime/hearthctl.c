@@ -1,0 +1,1057 @@
+/*
+ * hearthctl.c - the on-device CLI: `hearthctl [--data DIR] [--json] COMMAND`.
+ *
+ * It asks the running hearthd through the unix socket DIR/hearthd.sock (one
+ * request line out, one JSON reply line back, five seconds at most) and
+ * prints the result, either as that JSON (--json) or as aligned text for a
+ * person. When no daemon listens it opens the store in DIR read-only and
+ * answers what the store knows (devices, episodes) itself, saying so on
+ * standard error. It owns nothing beyond one command's lifetime, never
+ * writes to the store and never talks MQTT. Exit status: 0 success, 1 a
+ * failure (one line on standard error), 2 a usage error.
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "memory/store.h"
+#include "platform/alloc.h"
+#include "platform/err.h"
+#include "platform/json.h"
+
+#ifndef HEARTH_VERSION
+#define HEARTH_VERSION "unknown"
+#endif
+
+#define SOCK_NAME       "hearthd.sock"
+#define REPLY_TIMEOUT_S 5
+#define REPLY_MAX       (16u << 20)
+#define LIMIT_DEFAULT   20
+
+enum cmd {
+	CMD_NONE,
+	CMD_STATUS,
+	CMD_DEVICES,
+	CMD_EPISODES,
+	CMD_HELP,
+	CMD_VERSION,
+};
+
+struct ctl {
+	const char *dir;
+	bool json;
+	enum cmd cmd;
+	long limit;
+	bool limit_set;
+};
+
+/* What came of asking the daemon. */
+enum call {
+	CALL_OK,        /* result in hand */
+	CALL_NO_DAEMON, /* nothing listens on the socket */
+	CALL_FAILED,    /* the daemon answered an error, or the exchange broke */
+};
+
+static const struct {
+	const char *name;
+	enum cmd cmd;
+} commands[] = {
+	{"status", CMD_STATUS},
+	{"devices", CMD_DEVICES},
+	{"episodes", CMD_EPISODES},
+	{"help", CMD_HELP},
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+		"usage: hearthctl [--data DIR] [--json] COMMAND [--json]\n"
+		"\n"
+		"Asks the running hearthd through DIR/" SOCK_NAME ", or reads the store in DIR\n"
+		"when no daemon runs.\n"
+		"\n"
+		"commands:\n"
+		"  status                the daemon's state: broker, devices, plans, episodes\n"
+		"  devices               known devices, their availability and state\n"
+		"  episodes [--limit N]  recent runs, newest first (default %d)\n"
+		"  help                  this text\n"
+		"\n"
+		"options:\n"
+		"  --data DIR  hearthd's data dir (default /var/lib/hearth for root,\n"
+		"              ./hearth-data for others)\n"
+		"  --json      print the result as one line of JSON\n"
+		"  --version   print the version\n",
+		LIMIT_DEFAULT);
+}
+
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* One line on stderr, prefixed with the program name. */
+static void
+fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("hearthctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* ==== Arguments ==== */
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A usage error: the reason, then the usage, on stderr; exit status 2. */
+static int
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("hearthctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\n\n", stderr);
+	usage(stderr);
+	return 2;
+}
+
+static bool
+parse_limit(const char *s, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 1)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* Fill c from argv. Returns -1 to go on, or the exit status. */
+static int
+parse_args(int argc, char **argv, struct ctl *c)
+{
+	const char *val;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "--json")) {
+			c->json = true;
+		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			c->cmd = CMD_HELP;
+			return -1;
+		} else if (!strcmp(a, "--version")) {
+			c->cmd = CMD_VERSION;
+			return -1;
+		} else if (!strcmp(a, "--data") || !strncmp(a, "--data=", 7)) {
+			val = a[6] == '=' ? a + 7 : (i + 1 < argc ? argv[++i] : NULL);
+			if (!val || !*val)
+				return usage_error("%s needs a directory", "--data");
+			c->dir = val;
+		} else if (!strcmp(a, "--limit") || !strncmp(a, "--limit=", 8)) {
+			val = a[7] == '=' ? a + 8 : (i + 1 < argc ? argv[++i] : NULL);
+			if (!val || !parse_limit(val, &c->limit))
+				return usage_error("%s needs a positive number", "--limit");
+			c->limit_set = true;
+		} else if (a[0] == '-' && a[1]) {
+			return usage_error("unknown option %s", a);
+		} else if (c->cmd == CMD_NONE) {
+			for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
+				if (!strcmp(a, commands[k].name))
+					c->cmd = commands[k].cmd;
+			if (c->cmd == CMD_NONE)
+				return usage_error("unknown command \"%s\"", a);
+		} else {
+			return usage_error("unexpected argument \"%s\"", a);
+		}
+	}
+	if (c->cmd == CMD_NONE)
+		return usage_error("%s", "no command given");
+	if (c->limit_set && c->cmd != CMD_EPISODES)
+		return usage_error("%s only goes with episodes", "--limit");
+	return -1;
+}
+
+/* ==== Text helpers ==== */
+
+/* A growing string; after an allocation failure it stays NULL (oom). */
+struct sbuf {
+	char *p;
+	size_t len;
+	size_t cap;
+	bool oom;
+};
+
+static void sb_add(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+sb_add(struct sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->oom)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (b->len + (size_t)n + 1 > b->cap) {
+		size_t cap = (b->len + (size_t)n + 1) * 2;
+		char *p = hearth_realloc(b->p, cap);
+
+		if (!p) {
+			b->oom = true;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	va_start(ap, fmt);
+	vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+/* The text built (the caller frees it), "" when empty, NULL when out of memory. */
+static char *
+sb_take(struct sbuf *b)
+{
+	if (b->oom) {
+		hearth_free(b->p);
+		return NULL;
+	}
+	return b->p ? b->p : hearth_strdup("");
+}
+
+/* Control characters from devices must not reach the terminal. */
+static void
+sanitize(char *s)
+{
+	for (unsigned char *p = (unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			*p = '?';
+}
+
+/* Columns a UTF-8 string takes (one per code point). */
+static size_t
+text_width(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
+/* Cut s to at most max columns, ending in "..." when cut. */
+static void
+truncate_text(char *s, size_t max)
+{
+	size_t n = 0;
+
+	if (max < 4 || text_width(s) <= max)
+		return;
+	for (char *p = s; *p; p++) {
+		if (((unsigned char)*p & 0xc0) != 0x80 && n++ == max - 3) {
+			strcpy(p, "...");
+			return;
+		}
+	}
+}
+
+/* A scalar the way a person reads it; objects and arrays as compact JSON. */
+static void
+sb_value(struct sbuf *b, const cJSON *v)
+{
+	char *txt;
+
+	if (cJSON_IsString(v)) {
+		sb_add(b, "%s", v->valuestring);
+	} else if (cJSON_IsBool(v)) {
+		sb_add(b, "%s", cJSON_IsTrue(v) ? "true" : "false");
+	} else if (cJSON_IsNumber(v)) {
+		double d = v->valuedouble;
+
+		if (d >= -1e15 && d <= 1e15 && d == (double)(long long)d)
+			sb_add(b, "%lld", (long long)d);
+		else
+			sb_add(b, "%g", d);
+	} else if (!v || cJSON_IsNull(v)) {
+		sb_add(b, "-");
+	} else {
+		txt = hearth_json_print(v);
+		if (txt)
+			sb_add(b, "%s", txt);
+		else
+			b->oom = true;
+		hearth_free(txt);
+	}
+}
+
+/* "key=value" pairs of an object, joined by sep; "-" when empty. */
+static void
+sb_pairs(struct sbuf *b, const cJSON *obj, const char *sep)
+{
+	const cJSON *it;
+	bool first = true;
+
+	cJSON_ArrayForEach(it, obj)
+	{
+		if (!it->string)
+			continue;
+		sb_add(b, "%s%s=", first ? "" : sep, it->string);
+		sb_value(b, it);
+		first = false;
+	}
+	if (first)
+		sb_add(b, "-");
+}
+
+static void
+sb_local_time(struct sbuf *b, double ms)
+{
+	time_t t = (time_t)(ms / 1000);
+	char buf[32];
+	struct tm tm;
+
+	if (ms <= 0 || !localtime_r(&t, &tm) ||
+	    !strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm)) {
+		sb_add(b, "-");
+		return;
+	}
+	sb_add(b, "%s", buf);
+}
+
+static void
+sb_duration(struct sbuf *b, long long s)
+{
+	if (s < 60)
+		sb_add(b, "%llds", s);
+	else if (s < 3600)
+		sb_add(b, "%lldm %02llds", s / 60, s % 60);
+	else if (s < 86400)
+		sb_add(b, "%lldh %02lldm", s / 3600, s % 3600 / 60);
+	else
+		sb_add(b, "%lldd %lldh", s / 86400, s % 86400 / 3600);
+}
+
+static void
+sb_size(struct sbuf *b, double bytes)
+{
+	if (bytes >= 1024.0 * 1024 * 1024)
+		sb_add(b, "%.1f GiB", bytes / (1024.0 * 1024 * 1024));
+	else if (bytes >= 1024.0 * 1024)
+		sb_add(b, "%.1f MiB", bytes / (1024.0 * 1024));
+	else if (bytes >= 1024)
+		sb_add(b, "%.0f KiB", bytes / 1024);
+	else
+		sb_add(b, "%.0f B", bytes);
+}
+
+/* ==== Tables ==== */
+
+#define COLS_MAX 8
+
+struct table {
+	size_t ncols;
+	const char *head[COLS_MAX];
+	size_t max[COLS_MAX];  /* widest a cell may be; 0: no limit */
+	bool right[COLS_MAX];  /* right-aligned */
+	char **cells;          /* nrows x ncols, owned */
+	size_t nrows;
+	size_t cap;
+};
+
+/* Add a row of ncols cells built in b[]; takes them. Returns -ENOMEM. */
+static int
+table_add(struct table *t, struct sbuf *b)
+{
+	char *row[COLS_MAX];
+	int err = 0;
+
+	for (size_t c = 0; c < t->ncols; c++) {
+		row[c] = sb_take(&b[c]);
+		memset(&b[c], 0, sizeof(b[c]));
+		if (!row[c])
+			err = -ENOMEM;
+	}
+	if (!err && t->nrows == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 16;
+		char **cells = hearth_realloc(t->cells, cap * t->ncols * sizeof(*cells));
+
+		if (cells) {
+			t->cells = cells;
+			t->cap = cap;
+		} else {
+			err = -ENOMEM;
+		}
+	}
+	if (err) {
+		for (size_t c = 0; c < t->ncols; c++)
+			hearth_free(row[c]);
+		return err;
+	}
+	for (size_t c = 0; c < t->ncols; c++) {
+		sanitize(row[c]);
+		if (t->max[c])
+			truncate_text(row[c], t->max[c]);
+		t->cells[t->nrows * t->ncols + c] = row[c];
+	}
+	t->nrows++;
+	return 0;
+}
+
+static void
+print_cell(const char *s, size_t width, bool right, bool last)
+{
+	size_t pad = width - text_width(s);
+
+	if (right)
+		printf("%*s%s", (int)pad, "", s);
+	else if (last)
+		fputs(s, stdout);
+	else
+		printf("%s%*s", s, (int)pad, "");
+}
+
+static void
+table_print(const struct table *t)
+{
+	size_t width[COLS_MAX];
+
+	for (size_t c = 0; c < t->ncols; c++) {
+		width[c] = text_width(t->head[c]);
+		for (size_t r = 0; r < t->nrows; r++) {
+			size_t w = text_width(t->cells[r * t->ncols + c]);
+
+			if (w > width[c])
+				width[c] = w;
+		}
+	}
+	for (size_t c = 0; c < t->ncols; c++) {
+		print_cell(t->head[c], width[c], t->right[c], c + 1 == t->ncols);
+		fputs(c + 1 == t->ncols ? "\n" : "  ", stdout);
+	}
+	for (size_t r = 0; r < t->nrows; r++) {
+		for (size_t c = 0; c < t->ncols; c++) {
+			print_cell(t->cells[r * t->ncols + c], width[c], t->right[c],
+				   c + 1 == t->ncols);
+			fputs(c + 1 == t->ncols ? "\n" : "  ", stdout);
+		}
+	}
+}
+
+static void
+table_free(struct table *t)
+{
+	for (size_t i = 0; i < t->nrows * t->ncols; i++)
+		hearth_free(t->cells[i]);
+	hearth_free(t->cells);
+}
+
+/* ==== Views ==== */
+
+static int
+print_json(const cJSON *result)
+{
+	char *txt = hearth_json_print(result);
+
+	if (!txt) {
+		fail("out of memory");
+		return 1;
+	}
+	puts(txt);
+	hearth_free(txt);
+	return 0;
+}
+
+/* status (and the store's facts): aligned "key: value" lines in reply order. */
+static int
+print_status(const cJSON *st)
+{
+	const cJSON *it;
+	size_t width = 0;
+	int rc = 0;
+
+	cJSON_ArrayForEach(it, st)
+	{
+		if (it->string && strlen(it->string) > width)
+			width = strlen(it->string);
+	}
+	cJSON_ArrayForEach(it, st)
+	{
+		struct sbuf label = {0}, val = {0};
+		size_t n;
+		char *l, *v;
+
+		if (!it->string)
+			continue;
+		n = strlen(it->string);
+		if (n > 2 && !strcmp(it->string + n - 2, "_s") && cJSON_IsNumber(it)) {
+			sb_add(&label, "%.*s", (int)(n - 2), it->string);
+			sb_duration(&val, (long long)it->valuedouble);
+		} else if (n > 6 && !strcmp(it->string + n - 6, "_bytes") && cJSON_IsNumber(it)) {
+			sb_add(&label, "%.*s", (int)(n - 6), it->string);
+			sb_size(&val, it->valuedouble);
+		} else if (n > 3 && !strcmp(it->string + n - 3, "_at") && cJSON_IsNumber(it)) {
+			sb_add(&label, "%s", it->string);
+			sb_local_time(&val, it->valuedouble);
+		} else {
+			sb_add(&label, "%s", it->string);
+			if (cJSON_IsBool(it))
+				sb_add(&val, "%s", cJSON_IsTrue(it) ? "yes" : "no");
+			else
+				sb_value(&val, it);
+		}
+		l = sb_take(&label);
+		v = sb_take(&val);
+		if (l && v) {
+			for (char *p = l; *p; p++)
+				if (*p == '_')
+					*p = ' ';
+			sanitize(l);
+			sanitize(v);
+			printf("%s:%*s %s\n", l, (int)(width - strlen(l)), "", v);
+		} else {
+			rc = -ENOMEM;
+		}
+		hearth_free(l);
+		hearth_free(v);
+	}
+	if (rc) {
+		fail("out of memory");
+		return 1;
+	}
+	return 0;
+}
+
+static const char *
+str_or(const cJSON *obj, const char *key, const char *dflt)
+{
+	const char *s;
+
+	if (!cJSON_IsObject(obj) || hearth_json_get_str(obj, key, &s) != 0)
+		return dflt;
+	return s;
+}
+
+static int
+print_devices(const cJSON *arr)
+{
+	struct table t = {
+		.ncols = 7,
+		.head = {"ID", "NAME", "ROOM", "KIND", "AVAIL", "STATE", "CAPABILITIES"},
+		.max = {32, 24, 16, 16, 0, 40, 0},
+	};
+	const cJSON *d, *it;
+	int err = 0;
+
+	if (cJSON_GetArraySize(arr) == 0) {
+		puts("no devices known yet");
+		return 0;
+	}
+	cJSON_ArrayForEach(d, arr)
+	{
+		struct sbuf b[7] = {{0}};
+		const cJSON *online = cJSON_GetObjectItemCaseSensitive(d, "online");
+		bool first = true;
+
+		if (!cJSON_IsObject(d))
+			continue;
+		sb_add(&b[0], "%s", str_or(d, "id", "?"));
+		sb_add(&b[1], "%s", str_or(d, "name", "-"));
+		sb_add(&b[2], "%s", str_or(d, "room", "-"));
+		sb_add(&b[3], "%s", str_or(d, "kind", "-"));
+		sb_add(&b[4], "%s",
+		       cJSON_IsTrue(online) ? "online" : cJSON_IsFalse(online) ? "offline" : "?");
+		sb_pairs(&b[5], hearth_json_obj(d, "state"), " ");
+		cJSON_ArrayForEach(it, hearth_json_arr(d, "capabilities"))
+		{
+			if (cJSON_IsString(it)) {
+				sb_add(&b[6], "%s%s", first ? "" : ",", it->valuestring);
+				first = false;
+			}
+		}
+		if (first)
+			sb_add(&b[6], "-");
+		err = table_add(&t, b);
+		if (err)
+			break;
+	}
+	if (!err)
+		table_print(&t);
+	table_free(&t);
+	if (err) {
+		fail("out of memory");
+		return 1;
+	}
+	return 0;
+}
+
+/* "3 (2 confirmed, 1 failed)": step count, then counts per state in first-seen order. */
+static void
+sb_steps(struct sbuf *b, const cJSON *steps)
+{
+	const char *state[16];
+	int count[16], nstates = 0, total = 0;
+	const cJSON *s;
+
+	cJSON_ArrayForEach(s, steps)
+	{
+		const char *st = str_or(s, "state", "unknown");
+		int i;
+
+		total++;
+		for (i = 0; i < nstates && strcmp(state[i], st); i++)
+			;
+		if (i == nstates && nstates < 16) {
+			state[nstates] = st;
+			count[nstates++] = 0;
+		}
+		if (i < nstates)
+			count[i]++;
+	}
+	sb_add(b, "%d", total);
+	for (int i = 0; i < nstates; i++)
+		sb_add(b, "%s%d %s", i ? ", " : " (", count[i], state[i]);
+	if (nstates)
+		sb_add(b, ")");
+}
+
+static int
+print_episodes(const cJSON *arr)
+{
+	struct table t = {
+		.ncols = 6,
+		.head = {"WHEN", "OUTCOME", "INTENT", "SLOTS", "STEPS", "TOTAL"},
+		.max = {0, 16, 32, 32, 0, 0},
+		.right = {false, false, false, false, false, true},
+	};
+	const cJSON *e;
+	int err = 0;
+
+	if (cJSON_GetArraySize(arr) == 0) {
+		puts("no episodes yet");
+		return 0;
+	}
+	cJSON_ArrayForEach(e, arr)
+	{
+		struct sbuf b[6] = {{0}};
+		const char *intent = str_or(e, "intent", str_or(e, "recipe", "-"));
+		const cJSON *lat = hearth_json_obj(e, "latency_ms");
+		double ts = 0, total;
+
+		if (!cJSON_IsObject(e))
+			continue;
+		hearth_json_get_num(e, "ts", &ts);
+		sb_local_time(&b[0], ts);
+		sb_add(&b[1], "%s", str_or(e, "outcome", "-"));
+		sb_add(&b[2], "%s", intent);
+		sb_pairs(&b[3], hearth_json_obj(e, "slots"), ",");
+		sb_steps(&b[4], hearth_json_arr(e, "steps"));
+		if (lat && hearth_json_get_num(lat, "total", &total) == 0)
+			sb_add(&b[5], "%.0f ms", total);
+		else
+			sb_add(&b[5], "-");
+		err = table_add(&t, b);
+		if (err)
+			break;
+	}
+	if (!err)
+		table_print(&t);
+	table_free(&t);
+	if (err) {
+		fail("out of memory");
+		return 1;
+	}
+	return 0;
+}
+
+/* Print a result of the daemon or of the store. Returns the exit status. */
+static int
+show(const struct ctl *c, const cJSON *result)
+{
+	bool want_array = c->cmd == CMD_DEVICES || c->cmd == CMD_EPISODES;
+
+	if (want_array ? !cJSON_IsArray(result) : !cJSON_IsObject(result)) {
+		fail("unexpected reply from hearthd: the result is %s, not an %s",
+		     hearth_json_type_name(result), want_array ? "array" : "object");
+		return 1;
+	}
+	if (c->json)
+		return print_json(result);
+	switch (c->cmd) {
+	case CMD_STATUS:
+		return print_status(result);
+	case CMD_DEVICES:
+		return print_devices(result);
+	case CMD_EPISODES:
+		return print_episodes(result);
+	default:
+		return 1;
+	}
+}
+
+/* ==== Talking to hearthd ==== */
+
+static int
+send_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Read one reply line (or up to EOF) into a new buffer; the caller frees it. */
+static int
+recv_line(int fd, char **out, size_t *out_len)
+{
+	size_t len = 0, cap = 4096;
+	char *buf = hearth_malloc(cap);
+
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t n;
+
+		if (len == cap) {
+			char *p = cap >= REPLY_MAX ? NULL : hearth_realloc(buf, cap * 2);
+
+			if (!p) {
+				hearth_free(buf);
+				return cap >= REPLY_MAX ? HEARTH_E_TOO_LARGE : -ENOMEM;
+			}
+			buf = p;
+			cap *= 2;
+		}
+		n = recv(fd, buf + len, cap - len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int err = errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
+
+			hearth_free(buf);
+			return err;
+		}
+		if (n == 0)
+			break;
+		if (memchr(buf + len, '\n', (size_t)n)) {
+			len += (size_t)n;
+			len = (size_t)((char *)memchr(buf, '\n', len) - buf);
+			break;
+		}
+		len += (size_t)n;
+	}
+	*out = buf;
+	*out_len = len;
+	return 0;
+}
+
+/* Take the reply apart: {"ok":true,"result":...} or {"ok":false,"error":"..."}. */
+static enum call
+take_reply(const char *buf, size_t len, cJSON **result)
+{
+	const char *error;
+	cJSON *reply;
+	char why[128];
+	bool ok;
+	int err;
+
+	if (!len) {
+		fail("hearthd closed the connection without an answer");
+		return CALL_FAILED;
+	}
+	err = hearth_json_parse(buf, len, &reply, why, sizeof(why));
+	if (err) {
+		fail("unreadable reply from hearthd: %s", err == -ENOMEM ? "out of memory" : why);
+		return CALL_FAILED;
+	}
+	if (hearth_json_get_bool(reply, "ok", &ok) != 0) {
+		fail("unexpected reply from hearthd (no \"ok\")");
+		cJSON_Delete(reply);
+		return CALL_FAILED;
+	}
+	if (!ok) {
+		if (hearth_json_get_str(reply, "error", &error) != 0)
+			error = "hearthd refused the request without saying why";
+		fail("%s", error);
+		cJSON_Delete(reply);
+		return CALL_FAILED;
+	}
+	*result = cJSON_DetachItemFromObjectCaseSensitive(reply, "result");
+	cJSON_Delete(reply);
+	if (!*result)
+		*result = cJSON_CreateNull();
+	if (!*result) {
+		fail("out of memory");
+		return CALL_FAILED;
+	}
+	return CALL_OK;
+}
+
+/*
+ * Send one request line to hearthd in dir and wait for its reply. On
+ * CALL_OK, *result is the reply's result (the caller deletes it); on
+ * CALL_FAILED the reason has been printed.
+ */
+static enum call
+daemon_call(const char *dir, const cJSON *req, cJSON **result)
+{
+	struct timeval tv = {.tv_sec = REPLY_TIMEOUT_S};
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	enum call ret = CALL_FAILED;
+	char *line = NULL, *reply = NULL;
+	size_t len;
+	int fd, err, n;
+
+	*result = NULL;
+	n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", dir, SOCK_NAME);
+	if (n < 0 || (size_t)n >= sizeof(sa.sun_path)) {
+		fail("the socket path %s/%s is too long (at most %zu bytes): use a shorter --data",
+		     dir, SOCK_NAME, sizeof(sa.sun_path) - 1);
+		return CALL_FAILED;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		fail("cannot make a socket: %s", strerror(errno));
+		return CALL_FAILED;
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
+		fail("cannot set a timeout on the socket: %s", strerror(errno));
+		goto close_fd;
+	}
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		if (errno == ENOENT || errno == ECONNREFUSED || errno == ENOTDIR)
+			ret = CALL_NO_DAEMON;
+		else
+			fail("cannot reach hearthd at %s: %s", sa.sun_path, strerror(errno));
+		goto close_fd;
+	}
+
+	line = hearth_json_print(req);
+	if (!line) {
+		fail("out of memory");
+		goto close_fd;
+	}
+	len = strlen(line);
+	err = send_all(fd, line, len);
+	if (!err)
+		err = send_all(fd, "\n", 1);
+	if (!err)
+		err = recv_line(fd, &reply, &len);
+	if (err == -ETIMEDOUT)
+		fail("hearthd at %s did not answer within %d s", sa.sun_path, REPLY_TIMEOUT_S);
+	else if (err == HEARTH_E_TOO_LARGE)
+		fail("the reply of hearthd is larger than %u MiB", REPLY_MAX >> 20);
+	else if (err)
+		fail("talking to hearthd at %s: %s", sa.sun_path, hearth_strerror(err));
+	else
+		ret = take_reply(reply, len, result);
+	hearth_free(reply);
+	hearth_free(line);
+close_fd:
+	close(fd);
+	return ret;
+}
+
+/* ==== Reading the store ==== */
+
+struct collect {
+	cJSON *arr;
+	long limit; /* records wanted; 0: all */
+	long count;
+	long skipped;
+};
+
+static int
+collect_record(void *ud, const char *key, const char *json, size_t len)
+{
+	struct collect *c = ud;
+	cJSON *rec;
+	int err = hearth_json_parse(json, len, &rec, NULL, 0);
+
+	if (err == -ENOMEM)
+		return err;
+	if (err) {
+		c->skipped++;
+		return 0;
+	}
+	cJSON_AddItemToArray(c->arr, rec);
+	/* Count readable records only, so a bad one does not shorten the list. */
+	return c->limit > 0 && ++c->count >= c->limit;
+}
+
+static int
+open_store(const char *dir, hearth_store **st)
+{
+	struct hearth_store_opts o = {.dir = dir, .read_only = true};
+	char why[512];
+	int err = hearth_store_open(&o, st, why, sizeof(why));
+
+	if (err == HEARTH_E_NOT_FOUND)
+		fail("hearthd is not running and there is no store in %s: pass --data with the data "
+		     "dir hearthd uses",
+		     dir);
+	else if (err)
+		fail("hearthd is not running and the store cannot be read: %s", why);
+	return err;
+}
+
+/* status without a daemon: what the store knows, and exit status 1. */
+static int
+store_status(const struct ctl *c, hearth_store *st)
+{
+	struct hearth_store_info info;
+	cJSON *o = cJSON_CreateObject();
+	int err = hearth_store_info(st, &info), rc;
+
+	if (err || !o) {
+		fail("cannot read the store in %s: %s", c->dir, hearth_strerror(err ? err : -ENOMEM));
+		cJSON_Delete(o);
+		return 1;
+	}
+	if (!cJSON_AddStringToObject(o, "state", "offline") ||
+	    !cJSON_AddStringToObject(o, "home", info.home_id) ||
+	    !cJSON_AddNumberToObject(o, "schema", info.schema_version) ||
+	    !cJSON_AddNumberToObject(o, "episodes", (double)info.episodes) ||
+	    !cJSON_AddNumberToObject(o, "devices", (double)info.devices) ||
+	    !cJSON_AddNumberToObject(o, "created_at", (double)info.created_at) ||
+	    !cJSON_AddNumberToObject(o, "store_used_bytes", (double)info.map_used) ||
+	    !cJSON_AddNumberToObject(o, "store_size_bytes", (double)info.map_size) ||
+	    !cJSON_AddStringToObject(o, "data_dir", c->dir)) {
+		fail("out of memory");
+		cJSON_Delete(o);
+		return 1;
+	}
+	rc = show(c, o);
+	cJSON_Delete(o);
+	fflush(stdout);
+	fail("hearthd is not running (no socket at %s/%s)", c->dir, SOCK_NAME);
+	return rc ? rc : 1;
+}
+
+static int
+from_store(const struct ctl *c)
+{
+	struct collect col = {.limit = c->cmd == CMD_EPISODES ? c->limit : 0};
+	hearth_store *st;
+	int err, rc = 1;
+
+	if (open_store(c->dir, &st))
+		return 1;
+	if (c->cmd == CMD_STATUS) {
+		rc = store_status(c, st);
+		goto close_store;
+	}
+	fail("hearthd is not running; reading the store in %s", c->dir);
+	col.arr = cJSON_CreateArray();
+	if (!col.arr) {
+		fail("out of memory");
+		goto close_store;
+	}
+	if (c->cmd == CMD_EPISODES)
+		err = hearth_store_episodes_each(st, 0, collect_record, &col);
+	else
+		err = hearth_store_devices_each(st, collect_record, &col);
+	if (err) {
+		fail("cannot read the store in %s: %s", c->dir, hearth_strerror(err));
+		goto free_arr;
+	}
+	if (col.skipped)
+		fail("skipped %ld unreadable record(s)", col.skipped);
+	rc = show(c, col.arr);
+free_arr:
+	cJSON_Delete(col.arr);
+close_store:
+	hearth_store_close(st);
+	return rc;
+}
+
+/* ==== Main ==== */
+
+static cJSON *
+make_request(const struct ctl *c)
+{
+	cJSON *req = cJSON_CreateObject();
+	const char *name = c->cmd == CMD_STATUS ? "status"
+			   : c->cmd == CMD_DEVICES ? "devices"
+						   : "episodes";
+
+	if (!req || !cJSON_AddStringToObject(req, "cmd", name) ||
+	    (c->cmd == CMD_EPISODES && !cJSON_AddNumberToObject(req, "limit", c->limit))) {
+		cJSON_Delete(req);
+		return NULL;
+	}
+	return req;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct ctl c = {.limit = LIMIT_DEFAULT};
+	cJSON *req, *result = NULL;
+	int rc;
+
+	hearth_alloc_init();
+	rc = parse_args(argc, argv, &c);
+	if (rc >= 0)
+		return rc;
+	if (c.cmd == CMD_HELP) {
+		usage(stdout);
+		return 0;
+	}
+	if (c.cmd == CMD_VERSION) {
+		puts("hearthctl " HEARTH_VERSION);
+		return 0;
+	}
+	if (!c.dir)
+		c.dir = geteuid() == 0 ? "/var/lib/hearth" : "./hearth-data";
+
+	req = make_request(&c);
+	if (!req) {
+		fail("out of memory");
+		return 1;
+	}
+	switch (daemon_call(c.dir, req, &result)) {
+	case CALL_OK:
+		rc = show(&c, result);
+		break;
+	case CALL_NO_DAEMON:
+		rc = from_store(&c);
+		break;
+	default:
+		rc = 1;
+		break;
+	}
+	cJSON_Delete(result);
+	cJSON_Delete(req);
+	return rc;
+}

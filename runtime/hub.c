@@ -1,0 +1,850 @@
+/*
+ * hub.c - the runtime of hearthd (see hub.h).
+ *
+ * One loop turn: MQTT packets (and control requests, signals, timers) are
+ * read and turned into agent messages on the bus; the turn hook drains the
+ * bus, routing each message to its agent or to the wire; then queued MQTT
+ * packets are written at once (commands first: they are what the home
+ * feels) and the store commits the turn's writes in one transaction (group
+ * commit). Bad input is answered on <p>/error and changes nothing.
+ */
+#include "runtime/hub.h"
+
+#include "agents/context/context.h"
+#include "agents/orchestrator/orchestrator.h"
+#include "agents/plan.h"
+#include "agents/resource/resource.h"
+#include "hearth_config.h"
+#include "memory/store.h"
+#include "platform/alloc.h"
+#include "platform/clock.h"
+#include "platform/err.h"
+#include "platform/id.h"
+#include "platform/json.h"
+#include "platform/log.h"
+#include "platform/mqtt.h"
+#include "recipes/recipe.h"
+#include "runtime/bus.h"
+#include "runtime/ctl.h"
+#include "runtime/loop.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define RECONNECT_MIN_MS 250
+#define RECONNECT_MAX_MS 30000
+#define TOPIC_MAX 256
+
+struct hearth_hub {
+	const struct hearth_config *cfg;
+	hearth_loop *loop;
+	hearth_bus *bus;
+	hearth_outbox out;
+	hearth_store *store;
+	hearth_mqtt *mqtt;
+	hearth_ctl *ctl;
+	hearth_recipe_book *book;
+	hearth_context *ctx;
+	hearth_orch *orch;
+	hearth_resource *res;
+	char prefix[96];        /* hearth/<home> */
+	size_t prefix_len;
+	char status_topic[112];
+	int lock_fd;
+	int sig_fd;
+	int mqtt_fd;            /* watched socket, -1 when none */
+	bool connected;
+	bool stopping;
+	int reconnect_ms;       /* current backoff */
+	int reconnect_timer;
+	int misc_timer;
+	int res_timer;
+	int64_t res_due;
+	int64_t started_mono;
+	unsigned long intent_seq;
+	unsigned long n_intents, n_errors, n_commands;
+};
+
+static hearth_now
+now_of(void)
+{
+	return (hearth_now){.mono_ms = hearth_mono_ms(), .wall_ms = hearth_wall_ms()};
+}
+
+/* ==== Outbound ==== */
+
+static void
+publish_json(hearth_hub *h, const char *topic, cJSON *body, bool retain, const void *corr,
+	     int corr_len)
+{
+	char *text = hearth_json_print(body);
+	int rc;
+
+	if (!text)
+		return;
+	rc = hearth_mqtt_publish(h->mqtt, topic, text, (int)strlen(text), 1, retain, corr,
+				 corr_len);
+	if (rc)
+		LOG_DEBUG("hub", "publish %s: %s", topic, hearth_strerror(rc));
+	hearth_free(text);
+}
+
+static void
+publish_status(hearth_hub *h, const char *state)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o)
+		return;
+	cJSON_AddStringToObject(o, "state", state);
+	cJSON_AddStringToObject(o, "version", HEARTH_VERSION);
+	cJSON_AddNumberToObject(o, "ts", (double)hearth_wall_ms());
+	publish_json(h, h->status_topic, o, true, NULL, 0);
+	cJSON_Delete(o);
+}
+
+/* A response topic from outside must be a plain topic: no wildcards. */
+static bool
+topic_ok(const char *t)
+{
+	size_t n = strlen(t);
+
+	return n > 0 && n < TOPIC_MAX && !strpbrk(t, "+#");
+}
+
+static void
+route_out(hearth_hub *h, hearth_msg *m)
+{
+	char topic[TOPIC_MAX];
+	hearth_now now;
+
+	switch (m->type) {
+	case HEARTH_MSG_DEVICE_COMMAND: {
+		const struct hearth_device *d = hearth_context_device(h->ctx, m->id);
+
+		if (d && strcmp(d->transport, "mqtt")) {
+			char detail[160];
+
+			snprintf(detail, sizeof(detail),
+				 "%s uses transport %s, which this build cannot send to yet", m->id,
+				 d->transport);
+			hearth_post_error(&h->out, "unsupported_transport", NULL, detail);
+			return;
+		}
+		snprintf(topic, sizeof(topic), "%s/device/%s/set", h->prefix, m->id);
+		publish_json(h, topic, m->body, false, NULL, 0);
+		h->n_commands++;
+		return;
+	}
+	case HEARTH_MSG_PLAN_EVENT:
+		snprintf(topic, sizeof(topic), "%s/plan/%s", h->prefix, m->id);
+		publish_json(h, topic, m->body, false, NULL, 0);
+		return;
+	case HEARTH_MSG_INTENT_REPLY:
+		if (m->reply.topic && topic_ok(m->reply.topic)) {
+			publish_json(h, m->reply.topic, m->body, false, m->reply.corr,
+				     m->reply.corr_len);
+			return;
+		}
+		snprintf(topic, sizeof(topic), "%s/intent/%s/result", h->prefix, m->id);
+		publish_json(h, topic, m->body, false, m->reply.corr, m->reply.corr_len);
+		return;
+	case HEARTH_MSG_ERROR: {
+		const char *t = NULL;
+
+		h->n_errors++;
+		hearth_json_get_str(m->body, "topic", &t);
+		if (t && strncmp(t, h->prefix, h->prefix_len)) {
+			/* Agents name topics relative to the prefix. */
+			snprintf(topic, sizeof(topic), "%s/%s", h->prefix, t);
+			cJSON_ReplaceItemInObjectCaseSensitive(m->body, "topic",
+							       cJSON_CreateString(topic));
+		}
+		cJSON_AddNumberToObject(m->body, "ts", (double)hearth_wall_ms());
+		if (hearth_log_level() >= HEARTH_LOG_DEBUG) {
+			char *text = hearth_json_print(m->body);
+
+			LOG_DEBUG("hub", "error: %s", text ? text : "?");
+			hearth_free(text);
+		}
+		snprintf(topic, sizeof(topic), "%s/error", h->prefix);
+		publish_json(h, topic, m->body, false, NULL, 0);
+		return;
+	}
+	case HEARTH_MSG_EPISODE: {
+		char *text = hearth_json_print(m->body);
+		double ts = 0;
+		int rc;
+
+		now = now_of();
+		hearth_json_get_num(m->body, "ended_at", &ts);
+		rc = text ? hearth_store_episode_add(h->store, ts > 0 ? (int64_t)ts : now.wall_ms,
+						     text, strlen(text))
+			  : -ENOMEM;
+		if (rc)
+			LOG_ERR("hub", "episode %s not stored: %s", m->id, hearth_strerror(rc));
+		hearth_free(text);
+		return;
+	}
+	case HEARTH_MSG_DEVICE_SAVE: {
+		char *text = m->body ? hearth_json_print(m->body) : NULL;
+		int rc = hearth_store_device_put(h->store, m->id, text, text ? strlen(text) : 0);
+
+		if (rc)
+			LOG_WARN("hub", "device %s not stored: %s", m->id, hearth_strerror(rc));
+		hearth_free(text);
+		return;
+	}
+	default:
+		return;
+	}
+}
+
+static void
+route(void *ud, hearth_msg *m)
+{
+	hearth_hub *h = ud;
+	hearth_now now = now_of();
+
+	switch (m->type) {
+	case HEARTH_MSG_DEVICE_META:
+	case HEARTH_MSG_DEVICE_STATE:
+	case HEARTH_MSG_DEVICE_AVAIL:
+		hearth_context_handle(h->ctx, m, &now, &h->out);
+		break;
+	case HEARTH_MSG_INTENT:
+		hearth_orch_handle(h->orch, m, &now, &h->out);
+		break;
+	case HEARTH_MSG_PLAN:
+	case HEARTH_MSG_DEVICE_CHANGED:
+		hearth_resource_handle(h->res, m, &now, &h->out);
+		break;
+	default:
+		route_out(h, m);
+		break;
+	}
+}
+
+/* ==== Inbound ==== */
+
+static void
+post_in_error(hearth_hub *h, const char *code, const char *topic, const char *detail)
+{
+	hearth_post_error(&h->out, code, topic, detail);
+}
+
+static void
+on_intent_msg(hearth_hub *h, const struct hearth_mqtt_msg *mm, cJSON *body)
+{
+	hearth_msg m = {.type = HEARTH_MSG_INTENT};
+	const cJSON *id;
+
+	if (!cJSON_IsObject(body)) {
+		post_in_error(h, "bad_request", mm->topic, "an intent is a JSON object");
+		cJSON_Delete(body);
+		return;
+	}
+	id = cJSON_GetObjectItemCaseSensitive(body, "id");
+	if (id && !cJSON_IsNull(id)) {
+		if (!cJSON_IsString(id) || !hearth_id_valid_str(id->valuestring)) {
+			post_in_error(h, "bad_request", mm->topic,
+				      "id must be 1-64 characters of A-Z a-z 0-9 _ . -");
+			cJSON_Delete(body);
+			return;
+		}
+		snprintf(m.id, sizeof(m.id), "%s", id->valuestring);
+	} else {
+		snprintf(m.id, sizeof(m.id), "i-%llx-%lu", (unsigned long long)hearth_wall_ms(),
+			 ++h->intent_seq);
+	}
+	if (mm->response_topic && !(m.reply.topic = hearth_strdup(mm->response_topic)))
+		goto oom;
+	if (mm->corr && mm->corr_len > 0) {
+		m.reply.corr = hearth_memdup(mm->corr, (size_t)mm->corr_len);
+		if (!m.reply.corr)
+			goto oom;
+		m.reply.corr_len = mm->corr_len;
+	}
+	if (mm->response_topic && !topic_ok(mm->response_topic))
+		post_in_error(h, "bad_request", mm->topic,
+			      "response topic must be a plain topic (no + or #); replying on the result topic");
+	m.body = body;
+	h->n_intents++;
+	hearth_post(&h->out, &m);
+	return;
+oom:
+	m.body = body;
+	hearth_msg_clear(&m);
+	post_in_error(h, "internal", mm->topic, "out of memory");
+}
+
+/* "online"/"offline", or JSON {"state":"online"} as Zigbee2MQTT sends it. */
+static int
+parse_availability(const struct hearth_mqtt_msg *mm, bool *online)
+{
+	char buf[64];
+	cJSON *js;
+	const char *s;
+	int rc = HEARTH_E_INVALID;
+
+	if (mm->len <= 0 || mm->len >= (int)sizeof(buf))
+		return HEARTH_E_INVALID;
+	memcpy(buf, mm->payload, (size_t)mm->len);
+	buf[mm->len] = '\0';
+	if (!strcmp(buf, "online") || !strcmp(buf, "offline")) {
+		*online = buf[1] == 'n';
+		return 0;
+	}
+	if (hearth_json_parse(buf, (size_t)mm->len, &js, NULL, 0))
+		return HEARTH_E_INVALID;
+	if (cJSON_IsString(js))
+		s = js->valuestring;
+	else if (hearth_json_get_str(js, "state", &s))
+		s = NULL;
+	if (s && (!strcmp(s, "online") || !strcmp(s, "offline"))) {
+		*online = s[1] == 'n';
+		rc = 0;
+	}
+	cJSON_Delete(js);
+	return rc;
+}
+
+static void
+on_device_msg(hearth_hub *h, const struct hearth_mqtt_msg *mm, const char *rest)
+{
+	hearth_msg m = {0};
+	const char *slash = strchr(rest, '/');
+	char why[128];
+	size_t idlen;
+
+	if (!slash)
+		return;
+	idlen = (size_t)(slash - rest);
+	if (!hearth_id_valid(rest, idlen)) {
+		post_in_error(h, "bad_request", mm->topic,
+			      "device ids are 1-64 characters of A-Z a-z 0-9 _ . -");
+		return;
+	}
+	memcpy(m.id, rest, idlen);
+	if (!strcmp(slash + 1, "meta"))
+		m.type = HEARTH_MSG_DEVICE_META;
+	else if (!strcmp(slash + 1, "state"))
+		m.type = HEARTH_MSG_DEVICE_STATE;
+	else if (!strcmp(slash + 1, "availability"))
+		m.type = HEARTH_MSG_DEVICE_AVAIL;
+	else
+		return; /* set (our own commands) and anything else */
+	if (m.type == HEARTH_MSG_DEVICE_AVAIL) {
+		if (parse_availability(mm, &m.flag)) {
+			post_in_error(h, "bad_request", mm->topic,
+				      "availability is \"online\" or \"offline\"");
+			return;
+		}
+		hearth_post(&h->out, &m);
+		return;
+	}
+	if (mm->len > 0) {
+		int rc = hearth_json_parse(mm->payload, (size_t)mm->len, &m.body, why, sizeof(why));
+
+		if (rc) {
+			post_in_error(h, rc == HEARTH_E_BAD_JSON ? "bad_json" : "internal", mm->topic,
+				      rc == HEARTH_E_BAD_JSON ? why : "out of memory");
+			return;
+		}
+	}
+	hearth_post(&h->out, &m);
+}
+
+static void
+on_message(void *ud, const struct hearth_mqtt_msg *mm)
+{
+	hearth_hub *h = ud;
+	const char *rest;
+	char why[128];
+
+	if (strncmp(mm->topic, h->prefix, h->prefix_len) || mm->topic[h->prefix_len] != '/')
+		return;
+	rest = mm->topic + h->prefix_len + 1;
+	if (mm->len > h->cfg->max_payload) {
+		snprintf(why, sizeof(why), "payload of %d bytes; the limit is %d", mm->len,
+			 h->cfg->max_payload);
+		post_in_error(h, "too_large", mm->topic, why);
+		return;
+	}
+	if (!strcmp(rest, "intent")) {
+		cJSON *body;
+		int rc;
+
+		if (mm->len == 0) {
+			post_in_error(h, "bad_request", mm->topic, "empty intent");
+			return;
+		}
+		rc = hearth_json_parse(mm->payload, (size_t)mm->len, &body, why, sizeof(why));
+		if (rc) {
+			post_in_error(h, rc == HEARTH_E_BAD_JSON ? "bad_json" : "internal", mm->topic,
+				      rc == HEARTH_E_BAD_JSON ? why : "out of memory");
+			return;
+		}
+		on_intent_msg(h, mm, body);
+	} else if (!strncmp(rest, "device/", 7)) {
+		on_device_msg(h, mm, rest + 7);
+	}
+}
+
+/* ==== Connection ==== */
+
+static void on_mqtt_io(void *ud, int fd, uint32_t events);
+static void try_connect(void *ud);
+
+static void
+watch_mqtt(hearth_hub *h)
+{
+	int fd = hearth_mqtt_socket(h->mqtt);
+	uint32_t ev = EPOLLIN | (hearth_mqtt_want_write(h->mqtt) ? EPOLLOUT : 0);
+
+	if (fd != h->mqtt_fd && h->mqtt_fd >= 0)
+		hearth_loop_unwatch(h->loop, h->mqtt_fd);
+	h->mqtt_fd = fd;
+	if (fd >= 0)
+		hearth_loop_watch(h->loop, fd, ev, on_mqtt_io, h);
+}
+
+static void
+schedule_reconnect(hearth_hub *h)
+{
+	if (h->stopping || h->reconnect_timer > 0)
+		return;
+	h->reconnect_timer =
+		hearth_loop_timer(h->loop, hearth_mono_ms() + h->reconnect_ms, try_connect, h);
+	h->reconnect_ms = h->reconnect_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS
+								 : h->reconnect_ms * 2;
+}
+
+static void
+lost(hearth_hub *h)
+{
+	if (h->mqtt_fd >= 0)
+		hearth_loop_unwatch(h->loop, h->mqtt_fd);
+	h->mqtt_fd = -1;
+	if (h->connected)
+		LOG_WARN("hub", "lost the broker at %s:%d; reconnecting", h->cfg->broker_host,
+			 h->cfg->broker_port);
+	h->connected = false;
+	schedule_reconnect(h);
+}
+
+static void
+try_connect(void *ud)
+{
+	hearth_hub *h = ud;
+	int rc;
+
+	h->reconnect_timer = 0;
+	rc = hearth_mqtt_connect(h->mqtt);
+	if (rc) {
+		LOG_WARN("hub", "cannot reach the broker at %s:%d: %s; retrying in %d ms",
+			 h->cfg->broker_host, h->cfg->broker_port, hearth_strerror(rc),
+			 h->reconnect_ms);
+		schedule_reconnect(h);
+		return;
+	}
+	watch_mqtt(h);
+}
+
+static void
+on_connect(void *ud, int rc, bool session_present)
+{
+	hearth_hub *h = ud;
+	static const char *const subs[] = {"intent", "device/+/meta", "device/+/state",
+					   "device/+/availability"};
+	char topic[TOPIC_MAX];
+
+	if (rc) {
+		LOG_ERR("hub", "the broker at %s:%d refused us: %s", h->cfg->broker_host,
+			h->cfg->broker_port, hearth_mqtt_reason(rc));
+		return; /* the broker closes; on_disconnect schedules the retry */
+	}
+	h->connected = true;
+	h->reconnect_ms = RECONNECT_MIN_MS;
+	LOG_INFO("hub", "connected to %s:%d as %s (%s session)", h->cfg->broker_host,
+		 h->cfg->broker_port, h->cfg->mqtt_client_id,
+		 session_present ? "resumed" : "new");
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		snprintf(topic, sizeof(topic), "%s/%s", h->prefix, subs[i]);
+		hearth_mqtt_subscribe(h->mqtt, topic, 1);
+	}
+	publish_status(h, "online");
+}
+
+static void
+on_disconnect(void *ud, int rc)
+{
+	hearth_hub *h = ud;
+
+	if (!h->stopping)
+		LOG_DEBUG("hub", "disconnected (%d)", rc);
+	lost(h);
+}
+
+static void
+on_mqtt_io(void *ud, int fd, uint32_t events)
+{
+	hearth_hub *h = ud;
+	int rc = 0;
+
+	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+		rc = hearth_mqtt_read(h->mqtt);
+	if (!rc && (events & EPOLLOUT))
+		rc = hearth_mqtt_write(h->mqtt);
+	if (rc && h->mqtt_fd >= 0 && hearth_mqtt_socket(h->mqtt) < 0)
+		lost(h);
+}
+
+static void
+on_misc(void *ud)
+{
+	hearth_hub *h = ud;
+
+	if (h->mqtt_fd >= 0 && hearth_mqtt_misc(h->mqtt) && hearth_mqtt_socket(h->mqtt) < 0)
+		lost(h);
+	h->misc_timer = hearth_loop_timer(h->loop, hearth_mono_ms() + 1000, on_misc, h);
+}
+
+/* ==== Per-turn work ==== */
+
+static void
+on_res_timer(void *ud)
+{
+	hearth_hub *h = ud;
+	hearth_now now = now_of();
+
+	h->res_timer = 0;
+	h->res_due = INT64_MAX;
+	hearth_resource_tick(h->res, &now, &h->out);
+}
+
+static void
+on_turn(void *ud)
+{
+	hearth_hub *h = ud;
+	int64_t due;
+	char why[256];
+
+	hearth_bus_drain(h->bus, route, h);
+	/* Send what the turn produced now, rather than a wakeup later. */
+	if (h->mqtt_fd >= 0 && hearth_mqtt_want_write(h->mqtt)) {
+		if (hearth_mqtt_write(h->mqtt) && hearth_mqtt_socket(h->mqtt) < 0)
+			lost(h);
+	}
+	if (hearth_store_pending(h->store)) {
+		int rc = hearth_store_flush(h->store, why, sizeof(why));
+
+		if (rc) {
+			LOG_ERR("hub", "store: %s", why);
+			hearth_post_error(&h->out, "store", NULL, why);
+		}
+	}
+	if (h->mqtt_fd >= 0)
+		watch_mqtt(h);
+	due = hearth_resource_next_deadline(h->res);
+	if (due != h->res_due) {
+		if (h->res_timer > 0)
+			hearth_loop_timer_cancel(h->loop, h->res_timer);
+		h->res_timer = 0;
+		if (due != INT64_MAX)
+			h->res_timer = hearth_loop_timer(h->loop, due, on_res_timer, h);
+		h->res_due = due;
+	}
+}
+
+static void
+on_signal(void *ud, int fd, uint32_t events)
+{
+	hearth_hub *h = ud;
+	struct signalfd_siginfo si;
+
+	if (read(fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	LOG_INFO("hub", "signal %d: stopping", (int)si.ssi_signo);
+	h->stopping = true;
+}
+
+/* ==== Control socket ==== */
+
+static cJSON *
+ctl_status(hearth_hub *h)
+{
+	struct hearth_store_info si;
+	cJSON *o = cJSON_CreateObject();
+	char broker[300];
+
+	if (!o)
+		return NULL;
+	snprintf(broker, sizeof(broker), "%s:%d", h->cfg->broker_host, h->cfg->broker_port);
+	cJSON_AddStringToObject(o, "version", HEARTH_VERSION);
+	cJSON_AddStringToObject(o, "home", h->cfg->home);
+	cJSON_AddStringToObject(o, "state", h->connected ? "online" : "offline");
+	cJSON_AddStringToObject(o, "broker", broker);
+	cJSON_AddBoolToObject(o, "connected", h->connected);
+	cJSON_AddNumberToObject(o, "uptime_s", (double)((hearth_mono_ms() - h->started_mono) / 1000));
+	cJSON_AddNumberToObject(o, "devices", hearth_context_count(h->ctx));
+	cJSON_AddNumberToObject(o, "devices_online", hearth_context_online_count(h->ctx));
+	cJSON_AddNumberToObject(o, "plans_active", hearth_resource_active(h->res));
+	cJSON_AddNumberToObject(o, "recipes", hearth_recipe_book_count(h->book));
+	if (!hearth_store_info(h->store, &si))
+		cJSON_AddNumberToObject(o, "episodes", (double)si.episodes);
+	cJSON_AddNumberToObject(o, "intents", (double)h->n_intents);
+	cJSON_AddNumberToObject(o, "commands", (double)h->n_commands);
+	cJSON_AddNumberToObject(o, "errors", (double)h->n_errors);
+	cJSON_AddStringToObject(o, "data_dir", h->cfg->data_dir);
+	return o;
+}
+
+static int
+add_episode(void *ud, const char *key, const char *json, size_t len)
+{
+	cJSON *arr = ud, *e;
+
+	if (hearth_json_parse(json, len, &e, NULL, 0) == 0)
+		cJSON_AddItemToArray(arr, e);
+	return 0;
+}
+
+static cJSON *
+ctl_handle(void *ud, const char *cmd, const cJSON *req, char *err, size_t err_len)
+{
+	hearth_hub *h = ud;
+
+	if (!strcmp(cmd, "status"))
+		return ctl_status(h);
+	if (!strcmp(cmd, "devices")) {
+		cJSON *arr = cJSON_CreateArray();
+
+		for (int i = 0; arr && i < hearth_context_count(h->ctx); i++)
+			cJSON_AddItemToArray(arr, hearth_device_json(hearth_context_at(h->ctx, i)));
+		return arr;
+	}
+	if (!strcmp(cmd, "episodes")) {
+		cJSON *arr = cJSON_CreateArray();
+		long long limit = 20;
+		int rc;
+
+		if (hearth_json_get_int(req, "limit", &limit) == HEARTH_E_INVALID || limit < 0) {
+			snprintf(err, err_len, "limit must be a whole number >= 0");
+			cJSON_Delete(arr);
+			return NULL;
+		}
+		/* Commit this turn's episodes first so the answer includes them. */
+		hearth_store_flush(h->store, err, err_len);
+		rc = arr ? hearth_store_episodes_each(h->store, (long)limit, add_episode, arr)
+			 : -ENOMEM;
+		if (rc) {
+			snprintf(err, err_len, "reading episodes: %s", hearth_strerror(rc));
+			cJSON_Delete(arr);
+			return NULL;
+		}
+		return arr;
+	}
+	snprintf(err, err_len, "unknown command \"%.40s\" (try: status, devices, episodes)", cmd);
+	return NULL;
+}
+
+/* ==== Life cycle ==== */
+
+static void
+report_recipe(void *ud, const char *line)
+{
+	LOG_ERR("recipes", "%s (recipe not loaded)", line);
+}
+
+static int
+lock_data_dir(hearth_hub *h, char *why, size_t wl)
+{
+	char path[4096];
+
+	if (mkdir(h->cfg->data_dir, 0700) && errno != EEXIST) {
+		snprintf(why, wl, "cannot create data dir %s: %s", h->cfg->data_dir,
+			 strerror(errno));
+		return -errno;
+	}
+	snprintf(path, sizeof(path), "%s/hearthd.lock", h->cfg->data_dir);
+	h->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (h->lock_fd < 0) {
+		snprintf(why, wl, "cannot open %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (flock(h->lock_fd, LOCK_EX | LOCK_NB)) {
+		snprintf(why, wl, "another hearthd is running with data dir %s", h->cfg->data_dir);
+		return HEARTH_E_BUSY;
+	}
+	return 0;
+}
+
+int
+hearth_hub_new(const struct hearth_config *cfg, hearth_hub **out, char *why, size_t wl)
+{
+	struct hearth_store_opts so = {0};
+	struct hearth_resource_opts ro = {0};
+	struct hearth_mqtt_opts mo = {0};
+	struct hearth_mqtt_cb cb = {0};
+	char path[4096], will[160];
+	hearth_hub *h;
+	sigset_t mask;
+	int rc;
+
+	*out = NULL;
+	h = hearth_calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->cfg = cfg;
+	h->lock_fd = h->sig_fd = h->mqtt_fd = -1;
+	h->res_due = INT64_MAX;
+	h->reconnect_ms = RECONNECT_MIN_MS;
+	h->started_mono = hearth_mono_ms();
+	snprintf(h->prefix, sizeof(h->prefix), "hearth/%s", cfg->home);
+	h->prefix_len = strlen(h->prefix);
+	snprintf(h->status_topic, sizeof(h->status_topic), "%s/status", h->prefix);
+
+	if ((rc = lock_data_dir(h, why, wl)))
+		goto fail;
+	so.dir = cfg->data_dir;
+	so.home_id = cfg->home;
+	so.map_size = (size_t)cfg->store_map_mb << 20;
+	so.map_max = (size_t)cfg->store_map_max_mb << 20;
+	so.episodes_max = cfg->episodes_max;
+	so.no_sync = !cfg->store_sync;
+	if ((rc = hearth_store_open(&so, &h->store, why, wl)))
+		goto fail;
+	rc = hearth_recipe_book_load(cfg->recipes_dir, &h->book, report_recipe, NULL, why, wl);
+	if (rc)
+		goto fail;
+	if (hearth_recipe_book_count(h->book) == 0)
+		LOG_WARN("hub", "no recipes loaded from %s: every intent will get no_match",
+			 cfg->recipes_dir);
+	if ((rc = hearth_loop_new(&h->loop)) || (rc = hearth_bus_new(&h->bus)))
+		goto fail_msg;
+	h->out = hearth_bus_outbox(h->bus);
+	ro.retries = cfg->step_retries;
+	ro.backoff_ms = cfg->retry_backoff_ms;
+	ro.max_plans = cfg->max_plans;
+	if ((rc = hearth_context_new(CONFIG_HEARTH_MAX_DEVICES, &h->ctx)) ||
+	    (rc = hearth_orch_new(h->book, h->ctx, &h->orch)) ||
+	    (rc = hearth_resource_new(&ro, h->ctx, &h->res)))
+		goto fail_msg;
+
+	/* Signals arrive on a descriptor in the loop. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	h->sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (h->sig_fd < 0 || (rc = hearth_loop_watch(h->loop, h->sig_fd, EPOLLIN, on_signal, h)))
+		goto fail_msg;
+
+	snprintf(will, sizeof(will), "{\"state\":\"offline\",\"version\":\"%s\",\"ts\":%lld}",
+		 HEARTH_VERSION, (long long)hearth_wall_ms());
+	mo.host = cfg->broker_host;
+	mo.port = cfg->broker_port;
+	mo.client_id = cfg->mqtt_client_id;
+	mo.keepalive = cfg->mqtt_keepalive;
+	mo.clean_start = false;
+	mo.session_expiry = (uint32_t)cfg->mqtt_session_expiry;
+	mo.username = cfg->mqtt_username;
+	mo.password = cfg->mqtt_password;
+	mo.will_topic = h->status_topic;
+	mo.will_payload = will;
+	mo.will_retain = true;
+	cb.on_connect = on_connect;
+	cb.on_disconnect = on_disconnect;
+	cb.on_message = on_message;
+	cb.ud = h;
+	if ((rc = hearth_mqtt_new(&mo, &cb, &h->mqtt)))
+		goto fail_msg;
+
+	snprintf(path, sizeof(path), "%s/hearthd.sock", cfg->data_dir);
+	if ((rc = hearth_ctl_open(h->loop, path, ctl_handle, h, &h->ctl, why, wl)))
+		goto fail;
+	hearth_loop_on_turn(h->loop, on_turn, h);
+	*out = h;
+	return 0;
+fail_msg:
+	snprintf(why, wl, "cannot start: %s", hearth_strerror(rc ? rc : -errno));
+fail:
+	hearth_hub_free(h);
+	return rc ? rc : -EIO;
+}
+
+/* Publish "offline", say goodbye, and give the socket a moment to drain. */
+static void
+go_offline(hearth_hub *h)
+{
+	int64_t end = hearth_mono_ms() + 2000;
+
+	if (h->mqtt_fd < 0 || !h->connected)
+		return;
+	publish_status(h, "offline");
+	hearth_mqtt_disconnect(h->mqtt);
+	while (hearth_mqtt_socket(h->mqtt) >= 0 && hearth_mqtt_want_write(h->mqtt) &&
+	       hearth_mono_ms() < end) {
+		struct pollfd pfd = {.fd = hearth_mqtt_socket(h->mqtt), .events = POLLOUT};
+
+		if (poll(&pfd, 1, 50) < 0 || hearth_mqtt_write(h->mqtt))
+			break;
+	}
+}
+
+int
+hearth_hub_run(hearth_hub *h)
+{
+	char why[256];
+	int rc = 0;
+
+	LOG_INFO("hub", "hearthd %s: home %s, broker %s:%d, data %s, %d recipes", HEARTH_VERSION,
+		 h->cfg->home, h->cfg->broker_host, h->cfg->broker_port, h->cfg->data_dir,
+		 hearth_recipe_book_count(h->book));
+	try_connect(h);
+	h->misc_timer = hearth_loop_timer(h->loop, hearth_mono_ms() + 1000, on_misc, h);
+	while (!h->stopping) {
+		rc = hearth_loop_run_once(h->loop, -1);
+		if (rc) {
+			LOG_ERR("hub", "event loop: %s", hearth_strerror(rc));
+			break;
+		}
+	}
+	hearth_bus_drain(h->bus, route, h);
+	go_offline(h);
+	if (hearth_store_flush(h->store, why, sizeof(why)))
+		LOG_ERR("hub", "store: %s", why);
+	LOG_INFO("hub", "stopped");
+	return rc;
+}
+
+void
+hearth_hub_free(hearth_hub *h)
+{
+	if (!h)
+		return;
+	hearth_ctl_close(h->ctl);
+	hearth_mqtt_free(h->mqtt);
+	hearth_resource_free(h->res);
+	hearth_orch_free(h->orch);
+	hearth_context_free(h->ctx);
+	hearth_bus_free(h->bus);
+	hearth_loop_free(h->loop);
+	hearth_recipe_book_free(h->book);
+	hearth_store_close(h->store);
+	if (h->sig_fd >= 0)
+		close(h->sig_fd);
+	if (h->lock_fd >= 0)
+		close(h->lock_fd);
+	hearth_free(h);
+}
