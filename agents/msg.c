@@ -47,8 +47,7 @@ hearth_msg_clear(hearth_msg *m)
 }
 
 void
-hearth_post_error(const hearth_outbox *out, const char *code, const char *topic,
-		  const char *detail)
+hearth_post_error(const hearth_outbox *out, const char *code, const char *topic, const char *detail)
 {
 	hearth_msg m = {.type = HEARTH_MSG_ERROR};
 
@@ -67,18 +66,18 @@ const char *
 hearth_msg_type_name(enum hearth_msg_type type)
 {
 	static const char *const names[HEARTH_MSG_TYPE_COUNT] = {
-		[HEARTH_MSG_DEVICE_META] = "device.meta",
-		[HEARTH_MSG_DEVICE_STATE] = "device.state",
-		[HEARTH_MSG_DEVICE_AVAIL] = "device.availability",
-		[HEARTH_MSG_DEVICE_CHANGED] = "device.changed",
-		[HEARTH_MSG_INTENT] = "intent",
-		[HEARTH_MSG_PLAN] = "plan",
-		[HEARTH_MSG_INTENT_REPLY] = "intent.reply",
-		[HEARTH_MSG_PLAN_EVENT] = "plan.event",
-		[HEARTH_MSG_DEVICE_COMMAND] = "device.command",
-		[HEARTH_MSG_EPISODE] = "episode",
-		[HEARTH_MSG_ERROR] = "error",
-		[HEARTH_MSG_DEVICE_SAVE] = "device.save",
+	        [HEARTH_MSG_DEVICE_META] = "device.meta",
+	        [HEARTH_MSG_DEVICE_STATE] = "device.state",
+	        [HEARTH_MSG_DEVICE_AVAIL] = "device.availability",
+	        [HEARTH_MSG_DEVICE_CHANGED] = "device.changed",
+	        [HEARTH_MSG_INTENT] = "intent",
+	        [HEARTH_MSG_PLAN] = "plan",
+	        [HEARTH_MSG_INTENT_REPLY] = "intent.reply",
+	        [HEARTH_MSG_PLAN_EVENT] = "plan.event",
+	        [HEARTH_MSG_DEVICE_COMMAND] = "device.command",
+	        [HEARTH_MSG_EPISODE] = "episode",
+	        [HEARTH_MSG_ERROR] = "error",
+	        [HEARTH_MSG_DEVICE_SAVE] = "device.save",
 	};
 
 	if ((int)type <= 0 || type >= HEARTH_MSG_TYPE_COUNT || !names[type])

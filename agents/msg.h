@@ -95,7 +95,7 @@ hearth_post(const hearth_outbox *out, hearth_msg *msg)
 void hearth_msg_clear(hearth_msg *msg);
 /* Post an ERROR message {"error":code,"topic":topic,"detail":detail}. */
 void hearth_post_error(const hearth_outbox *out, const char *code, const char *topic,
-		       const char *detail);
+                       const char *detail);
 /* Deep-copy / free a reply address. */
 int hearth_reply_copy(hearth_reply_to *dst, const hearth_reply_to *src);
 void hearth_reply_clear(hearth_reply_to *r);

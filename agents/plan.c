@@ -49,8 +49,9 @@ const char *
 hearth_plan_state_name(enum hearth_plan_state s)
 {
 	static const char *const names[] = {
-		"previewed", "awaiting_approval", "running", "compensating", "completed",
-		"compensated", "failed", "denied", "expired",
+	        "previewed", "awaiting_approval", "running", "compensating",
+	        "completed", "compensated",       "failed",  "denied",
+	        "expired",
 	};
 
 	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
@@ -60,7 +61,7 @@ const char *
 hearth_step_state_name(enum hearth_step_state s)
 {
 	static const char *const names[] = {
-		"pending", "dispatched", "confirmed", "skipped", "failed", "rebound", "compensated",
+	        "pending", "dispatched", "confirmed", "skipped", "failed", "rebound", "compensated",
 	};
 
 	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
@@ -107,7 +108,7 @@ hearth_plan_reply_json(const struct hearth_plan *p)
 	cJSON_AddStringToObject(o, "id", p->intent_id);
 	cJSON_AddStringToObject(o, "intent", p->intent);
 	cJSON_AddItemToObject(o, "slots",
-			      p->slots ? cJSON_Duplicate(p->slots, 1) : cJSON_CreateObject());
+	                      p->slots ? cJSON_Duplicate(p->slots, 1) : cJSON_CreateObject());
 	cJSON_AddStringToObject(o, "recipe", p->recipe);
 	cJSON_AddStringToObject(o, "plan_id", p->id);
 	cJSON_AddStringToObject(o, "state", hearth_plan_state_name(p->state));
@@ -150,7 +151,7 @@ hearth_plan_episode_json(const struct hearth_plan *p, const hearth_now *now)
 	cJSON_AddStringToObject(o, "recipe", p->recipe);
 	cJSON_AddStringToObject(o, "recipe_version", p->recipe_version);
 	cJSON_AddItemToObject(o, "slots",
-			      p->slots ? cJSON_Duplicate(p->slots, 1) : cJSON_CreateObject());
+	                      p->slots ? cJSON_Duplicate(p->slots, 1) : cJSON_CreateObject());
 	if (p->source[0])
 		cJSON_AddStringToObject(o, "source", p->source);
 	if (p->user[0])
@@ -164,7 +165,7 @@ hearth_plan_episode_json(const struct hearth_plan *p, const hearth_now *now)
 	if (lat) {
 		if (p->t_first_command)
 			cJSON_AddNumberToObject(lat, "first_command",
-						(double)(p->t_first_command - p->t_received));
+			                        (double)(p->t_first_command - p->t_received));
 		cJSON_AddNumberToObject(lat, "total", (double)(now->mono_ms - p->t_received));
 	}
 	cJSON_AddItemToObject(o, "steps", hearth_plan_steps_json(p));

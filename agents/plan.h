@@ -36,20 +36,20 @@ enum hearth_step_state {
 };
 
 struct hearth_step {
-	char id[HEARTH_ID_MAX + 1];     /* the recipe step it came from */
+	char id[HEARTH_ID_MAX + 1]; /* the recipe step it came from */
 	char device[HEARTH_ID_MAX + 1];
-	int cap;                        /* capability index */
-	cJSON *args;                    /* properties to set (owned) */
-	cJSON *prev;                    /* the device's values before, for compensation (owned) */
-	char *note;                     /* why skipped / failed, for the rationale (owned) */
+	int cap;     /* capability index */
+	cJSON *args; /* properties to set (owned) */
+	cJSON *prev; /* the device's values before, for compensation (owned) */
+	char *note;  /* why skipped / failed, for the rationale (owned) */
 	enum hearth_step_state state;
-	bool optimistic;                /* confirmed on dispatch */
-	bool compensate;                /* undo when the plan cannot finish */
-	bool undoing;                   /* the dispatched command is the compensation */
+	bool optimistic; /* confirmed on dispatch */
+	bool compensate; /* undo when the plan cannot finish */
+	bool undoing;    /* the dispatched command is the compensation */
 	int attempts;
 	int timeout_ms;
-	int64_t deadline;               /* mono ms: confirmation due, or retry due */
-	bool retry_wait;                /* deadline is a retry backoff, not a timeout */
+	int64_t deadline; /* mono ms: confirmation due, or retry due */
+	bool retry_wait;  /* deadline is a retry backoff, not a timeout */
 };
 
 struct hearth_plan {
@@ -60,17 +60,17 @@ struct hearth_plan {
 	char recipe_version[24];
 	char source[HEARTH_ID_MAX + 1];
 	char user[HEARTH_ID_MAX + 1];
-	cJSON *slots;                   /* as understood (owned) */
+	cJSON *slots; /* as understood (owned) */
 	bool preview;
 	enum hearth_plan_state state;
 	struct hearth_step *steps;
 	int nsteps;
-	char *rationale;                /* owned */
-	char *reason;                   /* why it ended as it did, when not completed (owned) */
-	hearth_reply_to reply;          /* where the intent's answer goes (owned) */
-	int64_t t_received;             /* mono ms the intent arrived */
-	int64_t t_first_command;        /* mono ms of the first command, 0 if none */
-	int64_t wall_received;          /* wall ms the intent arrived */
+	char *rationale;         /* owned */
+	char *reason;            /* why it ended as it did, when not completed (owned) */
+	hearth_reply_to reply;   /* where the intent's answer goes (owned) */
+	int64_t t_received;      /* mono ms the intent arrived */
+	int64_t t_first_command; /* mono ms of the first command, 0 if none */
+	int64_t wall_received;   /* wall ms the intent arrived */
 };
 
 struct hearth_plan *hearth_plan_new(int nsteps);

@@ -74,7 +74,7 @@ struct hearth_store {
 /* ==== Helpers ==== */
 
 static void say(char *why, size_t why_len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 static void
 say(char *why, size_t why_len, const char *fmt, ...)
@@ -302,18 +302,20 @@ meta_load(hearth_store *st, MDB_txn *txn, const char *home_id, char *why, size_t
 			goto lmdb_fail;
 		return 0;
 	}
-	if (rc == MDB_NOTFOUND || (rc == MDB_SUCCESS && (!parse_i64(buf, &v) || v < 1 ||
-							 v > INT32_MAX))) {
+	if (rc == MDB_NOTFOUND ||
+	    (rc == MDB_SUCCESS && (!parse_i64(buf, &v) || v < 1 || v > INT32_MAX))) {
 		say(why, why_len,
-		    "store %s has no valid schema version in meta: restore it from a backup", st->dir);
+		    "store %s has no valid schema version in meta: restore it from a backup",
+		    st->dir);
 		return HEARTH_E_CORRUPT;
 	}
 	if (rc != MDB_SUCCESS)
 		goto lmdb_fail;
 	st->schema_version = (int)v;
 	if (st->schema_version > HEARTH_SCHEMA_VERSION) {
-		say(why, why_len, "store %s was written by schema %d, this hearth knows up to %d: "
-				  "upgrade hearth",
+		say(why, why_len,
+		    "store %s was written by schema %d, this hearth knows up to %d: "
+		    "upgrade hearth",
 		    st->dir, st->schema_version, HEARTH_SCHEMA_VERSION);
 		return HEARTH_E_SCHEMA;
 	}
@@ -325,8 +327,8 @@ meta_load(hearth_store *st, MDB_txn *txn, const char *home_id, char *why, size_t
 			rc = MDB_CORRUPTED;
 	}
 	if (rc == MDB_NOTFOUND || rc == MDB_CORRUPTED) {
-		say(why, why_len, "store %s has an incomplete meta record: restore it from a backup",
-		    st->dir);
+		say(why, why_len,
+		    "store %s has an incomplete meta record: restore it from a backup", st->dir);
 		return HEARTH_E_CORRUPT;
 	}
 	if (rc != MDB_SUCCESS)
@@ -334,7 +336,8 @@ meta_load(hearth_store *st, MDB_txn *txn, const char *home_id, char *why, size_t
 
 	if (home_id && !st->read_only && strcmp(home_id, st->home_id) != 0) {
 		say(why, why_len,
-		    "store %s belongs to home \"%s\", not \"%s\": use that home id or another data dir",
+		    "store %s belongs to home \"%s\", not \"%s\": use that home id or another data "
+		    "dir",
 		    st->dir, st->home_id, home_id);
 		return HEARTH_E_CONFIG;
 	}
@@ -342,7 +345,8 @@ meta_load(hearth_store *st, MDB_txn *txn, const char *home_id, char *why, size_t
 	if (st->schema_version < HEARTH_SCHEMA_VERSION) {
 		if (st->read_only) {
 			say(why, why_len,
-			    "store %s has schema %d, older than %d: start hearthd once to migrate it",
+			    "store %s has schema %d, older than %d: start hearthd once to migrate "
+			    "it",
 			    st->dir, st->schema_version, HEARTH_SCHEMA_VERSION);
 			return HEARTH_E_SCHEMA;
 		}
@@ -433,7 +437,7 @@ abort_txn:
 
 int
 hearth_store_open(const struct hearth_store_opts *opts, hearth_store **out, char *why,
-		  size_t why_len)
+                  size_t why_len)
 {
 	size_t map_size = (size_t)CONFIG_HEARTH_STORE_MAP_MB << 20;
 	unsigned int flags = 0;
@@ -482,7 +486,8 @@ hearth_store_open(const struct hearth_store_opts *opts, hearth_store **out, char
 		goto no_mem_st;
 	sprintf(data_path, "%s/data.mdb", st->dir);
 	existed = stat(data_path, &sb) == 0;
-	if (!existed && st->read_only) {
+	/* Only a store that is surely absent is "not found"; EACCES is LMDB's to report. */
+	if (!existed && st->read_only && (errno == ENOENT || errno == ENOTDIR)) {
 		say(why, why_len, "no store in %s (has hearthd run with --data %s?)", st->dir,
 		    st->dir);
 		err = HEARTH_E_NOT_FOUND;
@@ -524,8 +529,9 @@ hearth_store_open(const struct hearth_store_opts *opts, hearth_store **out, char
 
 lmdb_fail:
 	if (rc == MDB_VERSION_MISMATCH || rc == MDB_INVALID || rc == MDB_CORRUPTED)
-		say(why, why_len, "store %s is not a readable LMDB store (%s): restore it from a "
-				  "backup",
+		say(why, why_len,
+		    "store %s is not a readable LMDB store (%s): restore it from a "
+		    "backup",
 		    st->dir, mdb_strerror(rc));
 	else
 		say(why, why_len, "cannot open store %s: %s", st->dir, mdb_strerror(rc));
@@ -606,7 +612,7 @@ hearth_store_info(hearth_store *st, struct hearth_store_info *out)
 
 static int
 enqueue(hearth_store *st, enum op_kind kind, const void *key, size_t klen, const void *val,
-	size_t vlen)
+        size_t vlen)
 {
 	struct op *op;
 
@@ -796,8 +802,8 @@ hearth_store_flush(hearth_store *st, char *why, size_t why_len)
 			    "store %s is full (%s, ceiling %s): raise store.map_max_mb in the "
 			    "configuration or prune episodes",
 			    st->dir, a, b);
-			LOG_WARN("store", "dropped %zu pending write(s): store %s is full", st->q_len,
-				 st->dir);
+			LOG_WARN("store", "dropped %zu pending write(s): store %s is full",
+			         st->q_len, st->dir);
 			queue_clear(st);
 			return HEARTH_E_MAP_FULL;
 		}
@@ -843,7 +849,7 @@ hearth_store_episodes_each(hearth_store *st, long limit, hearth_store_visit_fn f
 		}
 		kp = k.mv_data;
 		snprintf(key, sizeof(key), "%" PRId64 "-%" PRIu64, (int64_t)get_be64(kp),
-			 get_be64(kp + 8));
+		         get_be64(kp + 8));
 		n++;
 		ret = fn(ud, key, v.mv_data, v.mv_size);
 		if (ret)

@@ -20,24 +20,24 @@
 typedef struct hearth_store hearth_store;
 
 struct hearth_store_opts {
-	const char *dir;        /* data dir; created (0700) if missing unless read_only */
-	const char *home_id;    /* recorded in meta at creation (NULL: "home", at most 64 chars);
+	const char *dir;     /* data dir; created (0700) if missing unless read_only */
+	const char *home_id; /* recorded in meta at creation (NULL: "home", at most 64 chars);
 				 * a store of another home is refused (unless read_only) */
-	size_t map_size;        /* bytes; 0: CONFIG_HEARTH_STORE_MAP_MB MiB */
-	size_t map_max;         /* ceiling the map may grow to on MDB_MAP_FULL; 0: 4 x map_size */
-	long episodes_max;      /* rolling window; 0: CONFIG_HEARTH_EPISODES_MAX */
-	bool read_only;         /* hearthctl reading while no daemon runs (or beside it) */
-	bool no_sync;           /* durability off (tests, benchmarks); default synced */
+	size_t map_size;     /* bytes; 0: CONFIG_HEARTH_STORE_MAP_MB MiB */
+	size_t map_max;      /* ceiling the map may grow to on MDB_MAP_FULL; 0: 4 x map_size */
+	long episodes_max;   /* rolling window; 0: CONFIG_HEARTH_EPISODES_MAX */
+	bool read_only;      /* hearthctl reading while no daemon runs (or beside it) */
+	bool no_sync;        /* durability off (tests, benchmarks); default synced */
 };
 
 struct hearth_store_info {
 	int schema_version;
 	char home_id[65];
-	int64_t created_at;     /* ms since epoch */
-	size_t map_size;        /* current map size, bytes */
-	size_t map_used;        /* bytes in use (last page number x page size) */
-	long episodes;          /* entries */
-	long devices;           /* entries */
+	int64_t created_at; /* ms since epoch */
+	size_t map_size;    /* current map size, bytes */
+	size_t map_used;    /* bytes in use (last page number x page size) */
+	long episodes;      /* entries */
+	long devices;       /* entries */
 };
 
 /*
@@ -47,7 +47,7 @@ struct hearth_store_info {
  * hearthd knows up to 1: upgrade hearth"), and *out is NULL.
  */
 int hearth_store_open(const struct hearth_store_opts *opts, hearth_store **out, char *why,
-		      size_t why_len);
+                      size_t why_len);
 /* Flush pending writes (best effort) and close. NULL is fine. */
 void hearth_store_close(hearth_store *st);
 

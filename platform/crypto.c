@@ -47,7 +47,7 @@ hearth_sha256(const void *data, size_t len, uint8_t out[HEARTH_SHA256_LEN])
 
 int
 hearth_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len,
-		   uint8_t out[HEARTH_SHA256_LEN])
+                   uint8_t out[HEARTH_SHA256_LEN])
 {
 	const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
 

@@ -14,7 +14,7 @@
 int hearth_sha256(const void *data, size_t len, uint8_t out[HEARTH_SHA256_LEN]);
 /* HMAC-SHA256(key, msg) into out. Returns 0 or a negative hearth error. */
 int hearth_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len,
-		       uint8_t out[HEARTH_SHA256_LEN]);
+                       uint8_t out[HEARTH_SHA256_LEN]);
 
 /* Lowercase hex of n bytes into out (2n+1 bytes, NUL-terminated). */
 void hearth_hex_encode(const uint8_t *in, size_t n, char *out);

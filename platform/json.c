@@ -287,7 +287,7 @@ hearth_json_parse(const void *buf, size_t len, cJSON **out, char *why, size_t wh
 	nul = memchr(buf, '\0', len);
 	if (nul) {
 		set_why(why, why_len, "NUL byte in input at byte",
-			(size_t)((const char *)nul - (const char *)buf));
+		        (size_t)((const char *)nul - (const char *)buf));
 		return HEARTH_E_BAD_JSON;
 	}
 	if (len == SIZE_MAX)

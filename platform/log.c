@@ -72,5 +72,5 @@ hearth_log_write(int level, const char *tag, const char *fmt, ...)
 	localtime_r(&ts.tv_sec, &tm);
 	strftime(when, sizeof(when), "%H:%M:%S", &tm);
 	fprintf(stderr, "%s.%03ld %-5s %-8s %s\n", when, ts.tv_nsec / 1000000L, names[level], tag,
-		msg);
+	        msg);
 }

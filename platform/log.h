@@ -27,7 +27,7 @@ int hearth_log_level_parse(const char *name);
 void hearth_log_use_syslog(const char *ident);
 
 void hearth_log_write(int level, const char *tag, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 #define HEARTH_LOG_(lvl, tag, ...)                                                                 \
 	do {                                                                                       \

@@ -81,15 +81,15 @@ on_disconnect(struct mosquitto *mosq, void *ud, int rc, const mosquitto_property
 
 static void
 on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_message *mm,
-	   const mosquitto_property *props)
+           const mosquitto_property *props)
 {
 	hearth_mqtt *m = ud;
 	struct hearth_mqtt_msg msg = {
-		.topic = mm->topic,
-		.payload = mm->payload,
-		.len = mm->payloadlen,
-		.qos = mm->qos,
-		.retain = mm->retain,
+	        .topic = mm->topic,
+	        .payload = mm->payload,
+	        .len = mm->payloadlen,
+	        .qos = mm->qos,
+	        .retain = mm->retain,
 	};
 	char *resp = NULL;
 	void *corr = NULL;
@@ -98,7 +98,7 @@ on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_message *mm,
 	if (props) {
 		mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &resp, false);
 		mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &corr, &corr_len,
-					       false);
+		                               false);
 	}
 	msg.response_topic = resp;
 	msg.corr = corr;
@@ -111,7 +111,7 @@ on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_message *mm,
 
 int
 hearth_mqtt_new(const struct hearth_mqtt_opts *o, const struct hearth_mqtt_cb *cb,
-		hearth_mqtt **out)
+                hearth_mqtt **out)
 {
 	hearth_mqtt *m;
 	int rc;
@@ -144,8 +144,8 @@ hearth_mqtt_new(const struct hearth_mqtt_opts *o, const struct hearth_mqtt_cb *c
 	}
 	if (o->will_topic) {
 		rc = map_rc(mosquitto_will_set_v5(m->mosq, o->will_topic,
-						  (int)strlen(o->will_payload), o->will_payload, 1,
-						  o->will_retain, NULL));
+		                                  (int)strlen(o->will_payload), o->will_payload, 1,
+		                                  o->will_retain, NULL));
 		if (rc)
 			goto fail_mosq;
 	}
@@ -181,10 +181,10 @@ hearth_mqtt_connect(hearth_mqtt *m)
 
 	if (m->session_expiry)
 		mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
-					     m->session_expiry);
+		                             m->session_expiry);
 	errno = 0;
 	rc = map_rc(
-		mosquitto_connect_bind_v5(m->mosq, m->host, m->port, m->keepalive, NULL, props));
+	        mosquitto_connect_bind_v5(m->mosq, m->host, m->port, m->keepalive, NULL, props));
 	mosquitto_property_free_all(&props);
 	return rc;
 }
@@ -240,14 +240,14 @@ hearth_mqtt_misc(hearth_mqtt *m)
 
 int
 hearth_mqtt_publish(hearth_mqtt *m, const char *topic, const void *payload, int len, int qos,
-		    bool retain, const void *corr, int corr_len)
+                    bool retain, const void *corr, int corr_len)
 {
 	mosquitto_property *props = NULL;
 	int rc;
 
 	if (corr && corr_len > 0)
 		mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, corr,
-					      (uint16_t)corr_len);
+		                              (uint16_t)corr_len);
 	rc = mosquitto_publish_v5(m->mosq, NULL, topic, len, payload, qos, retain, props);
 	mosquitto_property_free_all(&props);
 	return map_rc(rc);

@@ -18,13 +18,13 @@ typedef struct hearth_mqtt hearth_mqtt;
 struct hearth_mqtt_opts {
 	const char *host;
 	int port;
-	const char *client_id;     /* fixed id, so the broker keeps our session */
-	int keepalive;             /* seconds */
-	bool clean_start;          /* false: resume the broker's session */
-	uint32_t session_expiry;   /* seconds the broker keeps the session after a disconnect */
-	const char *username;      /* NULL: anonymous */
+	const char *client_id;   /* fixed id, so the broker keeps our session */
+	int keepalive;           /* seconds */
+	bool clean_start;        /* false: resume the broker's session */
+	uint32_t session_expiry; /* seconds the broker keeps the session after a disconnect */
+	const char *username;    /* NULL: anonymous */
 	const char *password;
-	const char *will_topic;    /* NULL: no last will */
+	const char *will_topic; /* NULL: no last will */
 	const char *will_payload;
 	bool will_retain;
 };
@@ -58,7 +58,7 @@ void hearth_mqtt_lib_cleanup(void);
 /* Make a client (not yet connected). Strings in opts are copied. Returns 0 or
  * a negative hearth error. The caller frees it with hearth_mqtt_free. */
 int hearth_mqtt_new(const struct hearth_mqtt_opts *opts, const struct hearth_mqtt_cb *cb,
-		    hearth_mqtt **out);
+                    hearth_mqtt **out);
 void hearth_mqtt_free(hearth_mqtt *m);
 
 /* Open the TCP connection and queue CONNECT (first time and after a loss).
@@ -78,7 +78,7 @@ int hearth_mqtt_misc(hearth_mqtt *m);
 /* Queue a publish. corr (MQTT v5 correlation data) may be NULL. Returns 0 or
  * a negative error. */
 int hearth_mqtt_publish(hearth_mqtt *m, const char *topic, const void *payload, int len, int qos,
-			bool retain, const void *corr, int corr_len);
+                        bool retain, const void *corr, int corr_len);
 int hearth_mqtt_subscribe(hearth_mqtt *m, const char *pattern, int qos);
 
 /* Text for a reason code given to on_connect/on_disconnect. */

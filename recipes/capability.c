@@ -10,20 +10,20 @@
 #include <string.h>
 
 static const struct hearth_capability table[] = {
-	{"light.on_off", "on", HEARTH_VALUE_BOOL, 0, 1, true},
-	{"switch.on_off", "on", HEARTH_VALUE_BOOL, 0, 1, true},
-	{"media.power", "on", HEARTH_VALUE_BOOL, 0, 1, true},
-	{"light.brightness", "brightness", HEARTH_VALUE_NUMBER, 0, 100, true},
-	{"light.color_temp", "color_temp", HEARTH_VALUE_NUMBER, 1000, 10000, true},
-	{"cover.position", "position", HEARTH_VALUE_NUMBER, 0, 100, true},
-	{"lock.lock", "locked", HEARTH_VALUE_BOOL, 0, 1, true},
-	{"climate.setpoint", "setpoint", HEARTH_VALUE_NUMBER, 5, 35, true},
-	{"media.volume", "volume", HEARTH_VALUE_NUMBER, 0, 100, true},
-	{"sensor.motion", "motion", HEARTH_VALUE_BOOL, 0, 1, false},
-	{"sensor.occupancy", "occupancy", HEARTH_VALUE_BOOL, 0, 1, false},
-	{"sensor.contact", "contact", HEARTH_VALUE_BOOL, 0, 1, false},
-	{"sensor.temperature", "temperature", HEARTH_VALUE_NUMBER, -100, 200, false},
-	{"sensor.illuminance", "illuminance", HEARTH_VALUE_NUMBER, 0, 1e6, false},
+        {"light.on_off", "on", HEARTH_VALUE_BOOL, 0, 1, true},
+        {"switch.on_off", "on", HEARTH_VALUE_BOOL, 0, 1, true},
+        {"media.power", "on", HEARTH_VALUE_BOOL, 0, 1, true},
+        {"light.brightness", "brightness", HEARTH_VALUE_NUMBER, 0, 100, true},
+        {"light.color_temp", "color_temp", HEARTH_VALUE_NUMBER, 1000, 10000, true},
+        {"cover.position", "position", HEARTH_VALUE_NUMBER, 0, 100, true},
+        {"lock.lock", "locked", HEARTH_VALUE_BOOL, 0, 1, true},
+        {"climate.setpoint", "setpoint", HEARTH_VALUE_NUMBER, 5, 35, true},
+        {"media.volume", "volume", HEARTH_VALUE_NUMBER, 0, 100, true},
+        {"sensor.motion", "motion", HEARTH_VALUE_BOOL, 0, 1, false},
+        {"sensor.occupancy", "occupancy", HEARTH_VALUE_BOOL, 0, 1, false},
+        {"sensor.contact", "contact", HEARTH_VALUE_BOOL, 0, 1, false},
+        {"sensor.temperature", "temperature", HEARTH_VALUE_NUMBER, -100, 200, false},
+        {"sensor.illuminance", "illuminance", HEARTH_VALUE_NUMBER, 0, 1e6, false},
 };
 
 #define NCAPS ((int)(sizeof(table) / sizeof(table[0])))

@@ -21,7 +21,7 @@ struct hearth_capability {
 	const char *property; /* "brightness" */
 	enum hearth_value_kind kind;
 	double min, max;
-	bool actuator;        /* can be commanded (sensors cannot) */
+	bool actuator; /* can be commanded (sensors cannot) */
 };
 
 typedef uint32_t hearth_capset; /* bit i: capability i of the table */
@@ -37,7 +37,6 @@ bool hearth_capset_has_property(hearth_capset set, const char *prop);
  * Returns 0, or HEARTH_E_INVALID with a reason in why ("brightness must be a
  * number from 0 to 100"). A property no capability knows is accepted.
  */
-int hearth_capability_check_value(const char *prop, const cJSON *value, char *why,
-				  size_t why_len);
+int hearth_capability_check_value(const char *prop, const cJSON *value, char *why, size_t why_len);
 
 #endif

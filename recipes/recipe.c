@@ -41,8 +41,7 @@ struct pctx {
 	size_t why_len;
 };
 
-static int
-problem(struct pctx *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int problem(struct pctx *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static int
 problem(struct pctx *p, const char *fmt, ...)
@@ -60,7 +59,7 @@ problem(struct pctx *p, const char *fmt, ...)
 
 static int
 dup_str(struct pctx *p, const cJSON *obj, const char *key, const char *path, bool required,
-	char **out)
+        char **out)
 {
 	const char *s;
 	int rc = hearth_json_get_str(obj, key, &s);
@@ -106,7 +105,7 @@ check_args(struct pctx *p, const cJSON *args, const char *path, bool holds)
 				known = true;
 		if (!known)
 			return problem(p, "%s.%s: no capability has this property", path,
-				       a->string);
+			               a->string);
 		if (holds && cJSON_IsObject(a)) {
 			const cJSON *b;
 
@@ -114,8 +113,9 @@ check_args(struct pctx *p, const cJSON *args, const char *path, bool holds)
 			{
 				if ((strcmp(b->string, "max") && strcmp(b->string, "min")) ||
 				    !cJSON_IsNumber(b))
-					return problem(p, "%s.%s: a bound is {\"max\":N} or {\"min\":N}",
-						       path, a->string);
+					return problem(
+					        p, "%s.%s: a bound is {\"max\":N} or {\"min\":N}",
+					        path, a->string);
 			}
 			continue;
 		}
@@ -154,7 +154,7 @@ parse_step(struct pctx *p, struct hearth_recipe *r, const cJSON *js, int i)
 		return problem(p, "%scapability: unknown capability \"%s\"", path, capname);
 	if (!hearth_capability_at(st->cap)->actuator)
 		return problem(p, "%scapability: \"%s\" is a sensor and cannot be commanded", path,
-			       capname);
+		               capname);
 	target = cJSON_GetObjectItemCaseSensitive(js, "target");
 	if (target && !cJSON_IsObject(target))
 		return problem(p, "%starget: must be an object", path);
@@ -165,10 +165,10 @@ parse_step(struct pctx *p, struct hearth_recipe *r, const cJSON *js, int i)
 		if ((rc = dup_str(p, target, "room", tpath, false, &st->room)) ||
 		    (rc = dup_str(p, target, "kind", tpath, false, &st->kind)))
 			return rc;
-		if (st->room && slot_ref(st->room, ref, sizeof(ref)) &&
-		    !hearth_recipe_slot(r, ref))
-			return problem(p, "%sroom: refers to slot \"%s\", which slots does not declare",
-				       tpath, ref);
+		if (st->room && slot_ref(st->room, ref, sizeof(ref)) && !hearth_recipe_slot(r, ref))
+			return problem(
+			        p, "%sroom: refers to slot \"%s\", which slots does not declare",
+			        tpath, ref);
 	}
 	st->args = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(js, "args"), 1);
 	snprintf(path, sizeof(path), "steps[%d].args", i);
@@ -204,7 +204,8 @@ parse_slots(struct pctx *p, struct hearth_recipe *r, const cJSON *slots)
 	if (!slots)
 		return 0;
 	if (!cJSON_IsObject(slots))
-		return problem(p, "slots: must be an object of slot name -> {type, required, default}");
+		return problem(
+		        p, "slots: must be an object of slot name -> {type, required, default}");
 	r->nslots = cJSON_GetArraySize(slots);
 	r->slots = hearth_calloc((size_t)r->nslots, sizeof(*r->slots));
 	if (!r->slots)
@@ -219,8 +220,9 @@ parse_slots(struct pctx *p, struct hearth_recipe *r, const cJSON *slots)
 		if (!(sl->name = hearth_strdup(s->string)))
 			return -ENOMEM;
 		if (!hearth_id_valid_str(sl->name))
-			return problem(p, "slots.%s: slot names are 1-64 characters of A-Z a-z 0-9 _ . -",
-				       sl->name);
+			return problem(
+			        p, "slots.%s: slot names are 1-64 characters of A-Z a-z 0-9 _ . -",
+			        sl->name);
 		if (!cJSON_IsObject(s))
 			return problem(p, "slots.%s: must be an object", sl->name);
 		snprintf(path, sizeof(path), "slots.%s.", sl->name);
@@ -229,8 +231,10 @@ parse_slots(struct pctx *p, struct hearth_recipe *r, const cJSON *slots)
 		for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++)
 			ok = ok || !strcmp(sl->type, types[t]);
 		if (!ok)
-			return problem(p, "%stype: \"%s\" is not one of room, string, number, percent, temperature",
-				       path, sl->type);
+			return problem(p,
+			               "%stype: \"%s\" is not one of room, string, number, "
+			               "percent, temperature",
+			               path, sl->type);
 		rc = hearth_json_get_bool(s, "required", &sl->required);
 		if (rc && rc != -ENOENT)
 			return problem(p, "%srequired: must be true or false", path);
@@ -280,7 +284,7 @@ parse_doc(struct pctx *p, struct hearth_recipe *r, const cJSON *doc)
 	if (!cJSON_GetObjectItemCaseSensitive(doc, "intents"))
 		return problem(p, "intents: is required (the intent names this recipe serves)");
 	if ((rc = parse_strings(p, cJSON_GetObjectItemCaseSensitive(doc, "intents"), "intents",
-				&r->intents, &r->nintents)))
+	                        &r->intents, &r->nintents)))
 		return rc;
 	if (r->nintents == 0)
 		return problem(p, "intents: must name at least one intent");
@@ -305,7 +309,7 @@ parse_doc(struct pctx *p, struct hearth_recipe *r, const cJSON *doc)
 	r->nsteps = cJSON_GetArraySize(steps);
 	if (r->nsteps > CONFIG_HEARTH_MAX_PLAN_STEPS)
 		return problem(p, "steps: %d steps, at most %d are allowed", r->nsteps,
-			       CONFIG_HEARTH_MAX_PLAN_STEPS);
+		               CONFIG_HEARTH_MAX_PLAN_STEPS);
 	r->steps = hearth_calloc((size_t)r->nsteps, sizeof(*r->steps));
 	if (!r->steps)
 		return -ENOMEM;
@@ -320,7 +324,7 @@ parse_doc(struct pctx *p, struct hearth_recipe *r, const cJSON *doc)
 
 int
 hearth_recipe_parse(const char *text, size_t len, const char *file, struct hearth_recipe **out,
-		    char *why, size_t why_len)
+                    char *why, size_t why_len)
 {
 	struct pctx p = {.file = file, .why = why, .why_len = why_len};
 	struct hearth_recipe *r;
@@ -443,8 +447,8 @@ is_json(const struct dirent *d)
 
 int
 hearth_recipe_book_load(const char *dir, hearth_recipe_book **out,
-			void (*report)(void *ud, const char *line), void *ud, char *why,
-			size_t why_len)
+                        void (*report)(void *ud, const char *line), void *ud, char *why,
+                        size_t why_len)
 {
 	struct dirent **names;
 	hearth_recipe_book *b;
@@ -475,7 +479,8 @@ hearth_recipe_book_load(const char *dir, hearth_recipe_book **out,
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
 		e = read_file(path, &text, &len);
 		if (e) {
-			snprintf(line, sizeof(line), "%s: cannot read: %s", path, hearth_strerror(e));
+			snprintf(line, sizeof(line), "%s: cannot read: %s", path,
+			         hearth_strerror(e));
 			if (report)
 				report(ud, line);
 			continue;
@@ -483,14 +488,14 @@ hearth_recipe_book_load(const char *dir, hearth_recipe_book **out,
 		e = hearth_recipe_parse(text, len, path, &r, line, sizeof(line));
 		hearth_free(text);
 		if (!e && hearth_recipe_book_find(b, r->id)) {
-			snprintf(line, sizeof(line), "%s: id: \"%s\" is already loaded from another file",
-				 path, r->id);
+			snprintf(line, sizeof(line),
+			         "%s: id: \"%s\" is already loaded from another file", path, r->id);
 			hearth_recipe_free(r);
 			e = HEARTH_E_INVALID;
 		}
 		if (!e && b->n >= CONFIG_HEARTH_RECIPES_MAX) {
 			snprintf(line, sizeof(line), "%s: more than %d recipes; not loaded", path,
-				 CONFIG_HEARTH_RECIPES_MAX);
+			         CONFIG_HEARTH_RECIPES_MAX);
 			hearth_recipe_free(r);
 			e = HEARTH_E_FULL;
 		}

@@ -24,9 +24,9 @@ enum hearth_approval {
 
 struct hearth_recipe_slot {
 	char *name;
-	char *type;   /* room, string, number, percent, temperature */
+	char *type; /* room, string, number, percent, temperature */
 	bool required;
-	cJSON *def;   /* default value or NULL */
+	cJSON *def; /* default value or NULL */
 };
 
 struct hearth_recipe_step {
@@ -61,12 +61,12 @@ struct hearth_recipe {
  * hearth_recipe_free.
  */
 int hearth_recipe_parse(const char *text, size_t len, const char *file, struct hearth_recipe **out,
-			char *why, size_t why_len);
+                        char *why, size_t why_len);
 void hearth_recipe_free(struct hearth_recipe *r);
 
 /* A recipe's slot called name, or NULL. */
 const struct hearth_recipe_slot *hearth_recipe_slot(const struct hearth_recipe *r,
-						    const char *name);
+                                                    const char *name);
 
 typedef struct hearth_recipe_book hearth_recipe_book;
 
@@ -78,13 +78,13 @@ typedef struct hearth_recipe_book hearth_recipe_book;
  * (reason in why). The caller frees the book.
  */
 int hearth_recipe_book_load(const char *dir, hearth_recipe_book **out,
-			    void (*report)(void *ud, const char *line), void *ud, char *why,
-			    size_t why_len);
+                            void (*report)(void *ud, const char *line), void *ud, char *why,
+                            size_t why_len);
 void hearth_recipe_book_free(hearth_recipe_book *b);
 int hearth_recipe_book_count(const hearth_recipe_book *b);
 const struct hearth_recipe *hearth_recipe_book_at(const hearth_recipe_book *b, int i);
 /* The first recipe that serves intent, or NULL. */
 const struct hearth_recipe *hearth_recipe_book_find(const hearth_recipe_book *b,
-						    const char *intent);
+                                                    const char *intent);
 
 #endif

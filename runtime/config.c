@@ -42,25 +42,25 @@ struct key {
 #define OFF(f) offsetof(struct hearth_config, f)
 
 static const struct key keys[] = {
-	{"home", K_ID, OFF(home), 0, 0},
-	{"broker", K_BROKER, 0, 0, 0},
-	{"data_dir", K_STR, OFF(data_dir), 0, 0},
-	{"recipes_dir", K_STR, OFF(recipes_dir), 0, 0},
-	{"log.level", K_LEVEL, OFF(log_level), 0, 0},
-	{"log.syslog", K_BOOL, OFF(log_syslog), 0, 0},
-	{"mqtt.client_id", K_STR, OFF(mqtt_client_id), 0, 0},
-	{"mqtt.username", K_STR, OFF(mqtt_username), 0, 0},
-	{"mqtt.password", K_STR, OFF(mqtt_password), 0, 0},
-	{"mqtt.keepalive", K_INT, OFF(mqtt_keepalive), 5, 3600},
-	{"mqtt.session_expiry", K_INT, OFF(mqtt_session_expiry), 0, 2147483647},
-	{"limits.max_payload", K_INT, OFF(max_payload), 256, CONFIG_HEARTH_MAX_PAYLOAD},
-	{"limits.max_plans", K_INT, OFF(max_plans), 1, CONFIG_HEARTH_MAX_PLANS},
-	{"plan.retries", K_INT, OFF(step_retries), 0, 10},
-	{"plan.retry_backoff_ms", K_INT, OFF(retry_backoff_ms), 10, 60000},
-	{"store.sync", K_BOOL, OFF(store_sync), 0, 0},
-	{"store.map_size_mb", K_INT, OFF(store_map_mb), 1, 65536},
-	{"store.map_max_mb", K_INT, OFF(store_map_max_mb), 1, 65536},
-	{"store.episodes_max", K_LONG, OFF(episodes_max), 10, 100000000},
+        {"home", K_ID, OFF(home), 0, 0},
+        {"broker", K_BROKER, 0, 0, 0},
+        {"data_dir", K_STR, OFF(data_dir), 0, 0},
+        {"recipes_dir", K_STR, OFF(recipes_dir), 0, 0},
+        {"log.level", K_LEVEL, OFF(log_level), 0, 0},
+        {"log.syslog", K_BOOL, OFF(log_syslog), 0, 0},
+        {"mqtt.client_id", K_STR, OFF(mqtt_client_id), 0, 0},
+        {"mqtt.username", K_STR, OFF(mqtt_username), 0, 0},
+        {"mqtt.password", K_STR, OFF(mqtt_password), 0, 0},
+        {"mqtt.keepalive", K_INT, OFF(mqtt_keepalive), 5, 3600},
+        {"mqtt.session_expiry", K_INT, OFF(mqtt_session_expiry), 0, 2147483647},
+        {"limits.max_payload", K_INT, OFF(max_payload), 256, CONFIG_HEARTH_MAX_PAYLOAD},
+        {"limits.max_plans", K_INT, OFF(max_plans), 1, CONFIG_HEARTH_MAX_PLANS},
+        {"plan.retries", K_INT, OFF(step_retries), 0, 10},
+        {"plan.retry_backoff_ms", K_INT, OFF(retry_backoff_ms), 10, 60000},
+        {"store.sync", K_BOOL, OFF(store_sync), 0, 0},
+        {"store.map_size_mb", K_INT, OFF(store_map_mb), 1, 65536},
+        {"store.map_max_mb", K_INT, OFF(store_map_max_mb), 1, 65536},
+        {"store.episodes_max", K_LONG, OFF(episodes_max), 10, 100000000},
 };
 
 int
@@ -142,8 +142,9 @@ hearth_config_set_broker(struct hearth_config *c, const char *spec, char *why, s
 	c->broker_port = (int)port;
 	return 0;
 bad:
-	snprintf(why, wl, "broker: expected HOST, HOST:PORT or [IPv6]:PORT (port 1-65535), got \"%s\"",
-		 spec);
+	snprintf(why, wl,
+	         "broker: expected HOST, HOST:PORT or [IPv6]:PORT (port 1-65535), got \"%s\"",
+	         spec);
 	return HEARTH_E_CONFIG;
 }
 
@@ -174,8 +175,7 @@ known_key(const char *path)
 }
 
 static void
-warn_unknown(const cJSON *obj, const char *prefix, const char *file,
-	     void (*warn)(const char *line))
+warn_unknown(const cJSON *obj, const char *prefix, const char *file, void (*warn)(const char *line))
 {
 	const cJSON *it;
 
@@ -198,8 +198,8 @@ warn_unknown(const cJSON *obj, const char *prefix, const char *file,
 				continue;
 			}
 		}
-		snprintf(line, sizeof(line), "%s: %s: unknown key, ignored (see docs/configuration.md)",
-			 file, path);
+		snprintf(line, sizeof(line),
+		         "%s: %s: unknown key, ignored (see docs/configuration.md)", file, path);
 		warn(line);
 	}
 }
@@ -223,8 +223,9 @@ apply(struct hearth_config *c, const struct key *k, const cJSON *v, const char *
 		if (!cJSON_IsString(v) || !v->valuestring[0])
 			goto bad_str;
 		if (k->kind == K_ID && !hearth_id_valid_str(v->valuestring)) {
-			snprintf(why, wl, "%s: %s: expected 1-64 characters of A-Z a-z 0-9 _ . -, got %s",
-				 file, k->path, got);
+			snprintf(why, wl,
+			         "%s: %s: expected 1-64 characters of A-Z a-z 0-9 _ . -, got %s",
+			         file, k->path, got);
 			return HEARTH_E_CONFIG;
 		}
 		if (!(s = hearth_strdup(v->valuestring)))
@@ -249,11 +250,11 @@ apply(struct hearth_config *c, const struct key *k, const cJSON *v, const char *
 		if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long long)v->valuedouble ||
 		    v->valuedouble < k->min || v->valuedouble > k->max) {
 			snprintf(why, wl, "%s: %s: expected a whole number from %ld to %ld, got %s",
-				 file, k->path, k->min, k->max, got);
+			         file, k->path, k->min, k->max, got);
 			if (cJSON_IsNumber(v))
 				snprintf(why, wl,
-					 "%s: %s: expected a whole number from %ld to %ld, got %g",
-					 file, k->path, k->min, k->max, v->valuedouble);
+				         "%s: %s: expected a whole number from %ld to %ld, got %g",
+				         file, k->path, k->min, k->max, v->valuedouble);
 			return HEARTH_E_CONFIG;
 		}
 		if (k->kind == K_INT)
@@ -263,7 +264,8 @@ apply(struct hearth_config *c, const struct key *k, const cJSON *v, const char *
 		return 0;
 	case K_BOOL:
 		if (!cJSON_IsBool(v)) {
-			snprintf(why, wl, "%s: %s: expected true or false, got %s", file, k->path, got);
+			snprintf(why, wl, "%s: %s: expected true or false, got %s", file, k->path,
+			         got);
 			return HEARTH_E_CONFIG;
 		}
 		*(bool *)(base + k->off) = cJSON_IsTrue(v);
@@ -273,8 +275,9 @@ apply(struct hearth_config *c, const struct key *k, const cJSON *v, const char *
 
 		if (lvl < 0) {
 			snprintf(why, wl,
-				 "%s: %s: expected \"error\", \"warn\", \"info\", \"debug\" or \"trace\", got %s",
-				 file, k->path, got);
+			         "%s: %s: expected \"error\", \"warn\", \"info\", \"debug\" or "
+			         "\"trace\", got %s",
+			         file, k->path, got);
 			return HEARTH_E_CONFIG;
 		}
 		*(int *)(base + k->off) = lvl;
@@ -320,7 +323,7 @@ read_all(const char *path, char **out, size_t *len)
 
 int
 hearth_config_load(struct hearth_config *c, const char *path, bool must_exist,
-		   void (*warn)(const char *line), char *why, size_t wl)
+                   void (*warn)(const char *line), char *why, size_t wl)
 {
 	char *text = NULL, jwhy[96];
 	size_t len = 0;
@@ -332,14 +335,15 @@ hearth_config_load(struct hearth_config *c, const char *path, bool must_exist,
 		return 0;
 	if (rc) {
 		snprintf(why, wl, "%s: cannot read: %s", path,
-			 rc == HEARTH_E_TOO_LARGE ? "not a regular file of at most 1 MiB"
-						  : hearth_strerror(rc));
+		         rc == HEARTH_E_TOO_LARGE ? "not a regular file of at most 1 MiB"
+		                                  : hearth_strerror(rc));
 		return HEARTH_E_CONFIG;
 	}
 	rc = hearth_json_parse(text, len, &root, jwhy, sizeof(jwhy));
 	hearth_free(text);
 	if (rc) {
-		snprintf(why, wl, "%s: %s", path, rc == HEARTH_E_BAD_JSON ? jwhy : hearth_strerror(rc));
+		snprintf(why, wl, "%s: %s", path,
+		         rc == HEARTH_E_BAD_JSON ? jwhy : hearth_strerror(rc));
 		return HEARTH_E_CONFIG;
 	}
 	if (!cJSON_IsObject(root)) {
@@ -358,8 +362,8 @@ hearth_config_load(struct hearth_config *c, const char *path, bool must_exist,
 			snprintf(sec, sizeof(sec), "%.*s", (int)(dot - keys[i].path), keys[i].path);
 			so = cJSON_GetObjectItemCaseSensitive(root, sec);
 			if (so && !cJSON_IsObject(so)) {
-				snprintf(why, wl, "%s: %s: expected an object of settings, got %s", path,
-					 sec, hearth_json_type_name(so));
+				snprintf(why, wl, "%s: %s: expected an object of settings, got %s",
+				         path, sec, hearth_json_type_name(so));
 				rc = HEARTH_E_CONFIG;
 				break;
 			}

@@ -12,20 +12,20 @@
 #define HEARTH_CONFIG_DEFAULT_FILE "/etc/hearth/hearth.json"
 
 struct hearth_config {
-	char *file;             /* the file read, or NULL */
-	char *home;             /* home id: topics are hearth/<home>/... */
+	char *file; /* the file read, or NULL */
+	char *home; /* home id: topics are hearth/<home>/... */
 	char *broker_host;
 	int broker_port;
 	char *data_dir;
 	char *recipes_dir;
-	int log_level;          /* enum hearth_log_level */
+	int log_level; /* enum hearth_log_level */
 	bool log_syslog;
-	char *mqtt_client_id;   /* default hearth-<home> */
+	char *mqtt_client_id; /* default hearth-<home> */
 	char *mqtt_username;
 	char *mqtt_password;
-	int mqtt_keepalive;     /* s */
+	int mqtt_keepalive;      /* s */
 	int mqtt_session_expiry; /* s the broker keeps our session (and queued intents) */
-	int max_payload;        /* bytes */
+	int max_payload;         /* bytes */
 	int max_plans;
 	int step_retries;
 	int retry_backoff_ms;
@@ -45,10 +45,9 @@ void hearth_config_free(struct hearth_config *c);
  * Unknown keys are reported through warn (may be NULL) and otherwise ignored.
  */
 int hearth_config_load(struct hearth_config *c, const char *path, bool must_exist,
-		       void (*warn)(const char *line), char *why, size_t why_len);
+                       void (*warn)(const char *line), char *why, size_t why_len);
 
 /* Parse "host", "host:port", "[v6]:port" into c's broker fields. */
-int hearth_config_set_broker(struct hearth_config *c, const char *spec, char *why,
-			     size_t why_len);
+int hearth_config_set_broker(struct hearth_config *c, const char *spec, char *why, size_t why_len);
 
 #endif

@@ -20,7 +20,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define REQ_MAX 4096
+#define REQ_MAX     4096
 #define MAX_CLIENTS 16
 
 struct client {
@@ -159,8 +159,8 @@ on_accept(void *ud, int fd, uint32_t events)
 }
 
 int
-hearth_ctl_open(hearth_loop *loop, const char *path, hearth_ctl_fn fn, void *ud,
-		hearth_ctl **out, char *why, size_t wl)
+hearth_ctl_open(hearth_loop *loop, const char *path, hearth_ctl_fn fn, void *ud, hearth_ctl **out,
+                char *why, size_t wl)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	hearth_ctl *c;
@@ -168,8 +168,9 @@ hearth_ctl_open(hearth_loop *loop, const char *path, hearth_ctl_fn fn, void *ud,
 
 	*out = NULL;
 	if (strlen(path) >= sizeof(sa.sun_path)) {
-		snprintf(why, wl, "control socket path %s is too long (max %zu): use a shorter --data",
-			 path, sizeof(sa.sun_path) - 1);
+		snprintf(why, wl,
+		         "control socket path %s is too long (max %zu): use a shorter --data", path,
+		         sizeof(sa.sun_path) - 1);
 		return -ENAMETOOLONG;
 	}
 	c = hearth_calloc(1, sizeof(*c));

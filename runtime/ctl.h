@@ -17,10 +17,10 @@ typedef struct hearth_ctl hearth_ctl;
 /* Answer req: return a result tree (the ctl frees it), or NULL with a
  * one-line error in err. */
 typedef cJSON *(*hearth_ctl_fn)(void *ud, const char *cmd, const cJSON *req, char *err,
-				size_t err_len);
+                                size_t err_len);
 
 int hearth_ctl_open(hearth_loop *loop, const char *path, hearth_ctl_fn fn, void *ud,
-		    hearth_ctl **out, char *why, size_t why_len);
+                    hearth_ctl **out, char *why, size_t why_len);
 /* Close the socket and its clients, and remove the socket file. */
 void hearth_ctl_close(hearth_ctl *c);
 

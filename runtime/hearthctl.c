@@ -65,33 +65,33 @@ static const struct {
 	const char *name;
 	enum cmd cmd;
 } commands[] = {
-	{"status", CMD_STATUS},
-	{"devices", CMD_DEVICES},
-	{"episodes", CMD_EPISODES},
-	{"help", CMD_HELP},
+        {"status", CMD_STATUS},
+        {"devices", CMD_DEVICES},
+        {"episodes", CMD_EPISODES},
+        {"help", CMD_HELP},
 };
 
 static void
 usage(FILE *f)
 {
 	fprintf(f,
-		"usage: hearthctl [--data DIR] [--json] COMMAND [--json]\n"
-		"\n"
-		"Asks the running hearthd through DIR/" SOCK_NAME ", or reads the store in DIR\n"
-		"when no daemon runs.\n"
-		"\n"
-		"commands:\n"
-		"  status                the daemon's state: broker, devices, plans, episodes\n"
-		"  devices               known devices, their availability and state\n"
-		"  episodes [--limit N]  recent runs, newest first (default %d)\n"
-		"  help                  this text\n"
-		"\n"
-		"options:\n"
-		"  --data DIR  hearthd's data dir (default /var/lib/hearth for root,\n"
-		"              ./hearth-data for others)\n"
-		"  --json      print the result as one line of JSON\n"
-		"  --version   print the version\n",
-		LIMIT_DEFAULT);
+	        "usage: hearthctl [--data DIR] [--json] COMMAND [--json]\n"
+	        "\n"
+	        "Asks the running hearthd through DIR/" SOCK_NAME ", or reads the store in DIR\n"
+	        "when no daemon runs.\n"
+	        "\n"
+	        "commands:\n"
+	        "  status                the daemon's state: broker, devices, plans, episodes\n"
+	        "  devices               known devices, their availability and state\n"
+	        "  episodes [--limit N]  recent runs, newest first (default %d)\n"
+	        "  help                  this text\n"
+	        "\n"
+	        "options:\n"
+	        "  --data DIR  hearthd's data dir (default /var/lib/hearth for root,\n"
+	        "              ./hearth-data for others)\n"
+	        "  --json      print the result as one line of JSON\n"
+	        "  --version   print the version\n",
+	        LIMIT_DEFAULT);
 }
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -374,9 +374,9 @@ sb_size(struct sbuf *b, double bytes)
 struct table {
 	size_t ncols;
 	const char *head[COLS_MAX];
-	size_t max[COLS_MAX];  /* widest a cell may be; 0: no limit */
-	bool right[COLS_MAX];  /* right-aligned */
-	char **cells;          /* nrows x ncols, owned */
+	size_t max[COLS_MAX]; /* widest a cell may be; 0: no limit */
+	bool right[COLS_MAX]; /* right-aligned */
+	char **cells;         /* nrows x ncols, owned */
 	size_t nrows;
 	size_t cap;
 };
@@ -454,7 +454,7 @@ table_print(const struct table *t)
 	for (size_t r = 0; r < t->nrows; r++) {
 		for (size_t c = 0; c < t->ncols; c++) {
 			print_cell(t->cells[r * t->ncols + c], width[c], t->right[c],
-				   c + 1 == t->ncols);
+			           c + 1 == t->ncols);
 			fputs(c + 1 == t->ncols ? "\n" : "  ", stdout);
 		}
 	}
@@ -558,9 +558,9 @@ static int
 print_devices(const cJSON *arr)
 {
 	struct table t = {
-		.ncols = 7,
-		.head = {"ID", "NAME", "ROOM", "KIND", "AVAIL", "STATE", "CAPABILITIES"},
-		.max = {32, 24, 16, 16, 0, 40, 0},
+	        .ncols = 7,
+	        .head = {"ID", "NAME", "ROOM", "KIND", "AVAIL", "STATE", "CAPABILITIES"},
+	        .max = {32, 24, 16, 16, 0, 40, 0},
 	};
 	const cJSON *d, *it;
 	int err = 0;
@@ -582,7 +582,9 @@ print_devices(const cJSON *arr)
 		sb_add(&b[2], "%s", str_or(d, "room", "-"));
 		sb_add(&b[3], "%s", str_or(d, "kind", "-"));
 		sb_add(&b[4], "%s",
-		       cJSON_IsTrue(online) ? "online" : cJSON_IsFalse(online) ? "offline" : "?");
+		       cJSON_IsTrue(online)    ? "online"
+		       : cJSON_IsFalse(online) ? "offline"
+		                               : "?");
 		sb_pairs(&b[5], hearth_json_obj(d, "state"), " ");
 		cJSON_ArrayForEach(it, hearth_json_arr(d, "capabilities"))
 		{
@@ -641,10 +643,10 @@ static int
 print_episodes(const cJSON *arr)
 {
 	struct table t = {
-		.ncols = 6,
-		.head = {"WHEN", "OUTCOME", "INTENT", "SLOTS", "STEPS", "TOTAL"},
-		.max = {0, 16, 32, 32, 0, 0},
-		.right = {false, false, false, false, false, true},
+	        .ncols = 6,
+	        .head = {"WHEN", "OUTCOME", "INTENT", "SLOTS", "STEPS", "TOTAL"},
+	        .max = {0, 16, 32, 32, 0, 0},
+	        .right = {false, false, false, false, false, true},
 	};
 	const cJSON *e;
 	int err = 0;
@@ -851,6 +853,10 @@ daemon_call(const char *dir, const cJSON *req, cJSON **result)
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		if (errno == ENOENT || errno == ECONNREFUSED || errno == ENOTDIR)
 			ret = CALL_NO_DAEMON;
+		else if (errno == EACCES || errno == EPERM)
+			fail("cannot reach hearthd at %s: %s (run hearthctl as the user hearthd "
+			     "runs as)",
+			     sa.sun_path, strerror(errno));
 		else
 			fail("cannot reach hearthd at %s: %s", sa.sun_path, strerror(errno));
 		goto close_fd;
@@ -917,9 +923,15 @@ open_store(const char *dir, hearth_store **st)
 	int err = hearth_store_open(&o, st, why, sizeof(why));
 
 	if (err == HEARTH_E_NOT_FOUND)
-		fail("hearthd is not running and there is no store in %s: pass --data with the data "
+		fail("hearthd is not running and there is no store in %s: pass --data with the "
+		     "data "
 		     "dir hearthd uses",
 		     dir);
+	else if (err == -EACCES || err == -EPERM)
+		fail("hearthd is not running and the store cannot be read: %s (run hearthctl as "
+		     "the "
+		     "user hearthd runs as)",
+		     why);
 	else if (err)
 		fail("hearthd is not running and the store cannot be read: %s", why);
 	return err;
@@ -934,7 +946,8 @@ store_status(const struct ctl *c, hearth_store *st)
 	int err = hearth_store_info(st, &info), rc;
 
 	if (err || !o) {
-		fail("cannot read the store in %s: %s", c->dir, hearth_strerror(err ? err : -ENOMEM));
+		fail("cannot read the store in %s: %s", c->dir,
+		     hearth_strerror(err ? err : -ENOMEM));
 		cJSON_Delete(o);
 		return 1;
 	}
@@ -1001,9 +1014,9 @@ static cJSON *
 make_request(const struct ctl *c)
 {
 	cJSON *req = cJSON_CreateObject();
-	const char *name = c->cmd == CMD_STATUS ? "status"
-			   : c->cmd == CMD_DEVICES ? "devices"
-						   : "episodes";
+	const char *name = c->cmd == CMD_STATUS    ? "status"
+	                   : c->cmd == CMD_DEVICES ? "devices"
+	                                           : "episodes";
 
 	if (!req || !cJSON_AddStringToObject(req, "cmd", name) ||
 	    (c->cmd == CMD_EPISODES && !cJSON_AddNumberToObject(req, "limit", c->limit))) {

@@ -23,13 +23,14 @@
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: hearthd [--config FILE] [--broker HOST:PORT] [--home ID] [--data DIR]\n"
-		   "               [--recipes DIR] [--log-level LEVEL] [--syslog]\n"
-		   "\n"
-		   "The hearth home-hub daemon. Settings come from the defaults, then the JSON\n"
-		   "file (%s if it exists, or --config FILE), then these flags.\n"
-		   "Stop it with SIGTERM or SIGINT. See docs/configuration.md.\n",
-		   HEARTH_CONFIG_DEFAULT_FILE);
+	fprintf(f,
+	        "usage: hearthd [--config FILE] [--broker HOST:PORT] [--home ID] [--data DIR]\n"
+	        "               [--recipes DIR] [--log-level LEVEL] [--syslog]\n"
+	        "\n"
+	        "The hearth home-hub daemon. Settings come from the defaults, then the JSON\n"
+	        "file (%s if it exists, or --config FILE), then these flags.\n"
+	        "Stop it with SIGTERM or SIGINT. See docs/configuration.md.\n",
+	        HEARTH_CONFIG_DEFAULT_FILE);
 }
 
 static int
@@ -56,14 +57,19 @@ int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'}, {"broker", required_argument, NULL, 'b'},
-		{"home", required_argument, NULL, 'H'},   {"data", required_argument, NULL, 'd'},
-		{"recipes", required_argument, NULL, 'r'}, {"log-level", required_argument, NULL, 'l'},
-		{"syslog", no_argument, NULL, 's'},        {"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
+	        {"config", required_argument, NULL, 'c'},
+	        {"broker", required_argument, NULL, 'b'},
+	        {"home", required_argument, NULL, 'H'},
+	        {"data", required_argument, NULL, 'd'},
+	        {"recipes", required_argument, NULL, 'r'},
+	        {"log-level", required_argument, NULL, 'l'},
+	        {"syslog", no_argument, NULL, 's'},
+	        {"help", no_argument, NULL, 'h'},
+	        {"version", no_argument, NULL, 'V'},
+	        {NULL, 0, NULL, 0},
 	};
 	const char *file = NULL, *broker = NULL, *home = NULL, *data = NULL, *recipes = NULL,
-		   *level = NULL;
+	           *level = NULL;
 	bool syslog_flag = false;
 	struct hearth_config cfg;
 	hearth_hub *hub = NULL;
@@ -72,16 +78,36 @@ main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "c:b:H:d:r:l:shV", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': file = optarg; break;
-		case 'b': broker = optarg; break;
-		case 'H': home = optarg; break;
-		case 'd': data = optarg; break;
-		case 'r': recipes = optarg; break;
-		case 'l': level = optarg; break;
-		case 's': syslog_flag = true; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': printf("hearthd %s\n", HEARTH_VERSION); return 0;
-		default: usage(stderr); return 2;
+		case 'c':
+			file = optarg;
+			break;
+		case 'b':
+			broker = optarg;
+			break;
+		case 'H':
+			home = optarg;
+			break;
+		case 'd':
+			data = optarg;
+			break;
+		case 'r':
+			recipes = optarg;
+			break;
+		case 'l':
+			level = optarg;
+			break;
+		case 's':
+			syslog_flag = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("hearthd %s\n", HEARTH_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (optind < argc) {
@@ -95,21 +121,22 @@ main(int argc, char **argv)
 		return 1;
 	}
 	rc = hearth_config_load(&cfg, file ? file : HEARTH_CONFIG_DEFAULT_FILE, file != NULL,
-				warn_line, why, sizeof(why));
+	                        warn_line, why, sizeof(why));
 	if (!rc && broker)
 		rc = hearth_config_set_broker(&cfg, broker, why, sizeof(why));
 	if (!rc && home && !hearth_id_valid_str(home)) {
 		snprintf(why, sizeof(why),
-			 "--home: expected 1-64 characters of A-Z a-z 0-9 _ . -, got \"%s\"", home);
+		         "--home: expected 1-64 characters of A-Z a-z 0-9 _ . -, got \"%s\"", home);
 		rc = HEARTH_E_CONFIG;
 	}
 	if (!rc && level && (cfg.log_level = hearth_log_level_parse(level)) < 0) {
 		snprintf(why, sizeof(why),
-			 "--log-level: expected error, warn, info, debug or trace, got \"%s\"", level);
+		         "--log-level: expected error, warn, info, debug or trace, got \"%s\"",
+		         level);
 		rc = HEARTH_E_CONFIG;
 	}
 	if (!rc && (set_flag(&cfg.home, home) || set_flag(&cfg.data_dir, data) ||
-		    set_flag(&cfg.recipes_dir, recipes))) {
+	            set_flag(&cfg.recipes_dir, recipes))) {
 		snprintf(why, sizeof(why), "out of memory");
 		rc = -ENOMEM;
 	}

@@ -41,7 +41,7 @@
 
 #define RECONNECT_MIN_MS 250
 #define RECONNECT_MAX_MS 30000
-#define TOPIC_MAX 256
+#define TOPIC_MAX        256
 
 struct hearth_hub {
 	const struct hearth_config *cfg;
@@ -55,15 +55,15 @@ struct hearth_hub {
 	hearth_context *ctx;
 	hearth_orch *orch;
 	hearth_resource *res;
-	char prefix[96];        /* hearth/<home> */
+	char prefix[96]; /* hearth/<home> */
 	size_t prefix_len;
 	char status_topic[112];
 	int lock_fd;
 	int sig_fd;
-	int mqtt_fd;            /* watched socket, -1 when none */
+	int mqtt_fd; /* watched socket, -1 when none */
 	bool connected;
 	bool stopping;
-	int reconnect_ms;       /* current backoff */
+	int reconnect_ms; /* current backoff */
 	int reconnect_timer;
 	int misc_timer;
 	int res_timer;
@@ -83,7 +83,7 @@ now_of(void)
 
 static void
 publish_json(hearth_hub *h, const char *topic, cJSON *body, bool retain, const void *corr,
-	     int corr_len)
+             int corr_len)
 {
 	char *text = hearth_json_print(body);
 	int rc;
@@ -91,7 +91,7 @@ publish_json(hearth_hub *h, const char *topic, cJSON *body, bool retain, const v
 	if (!text)
 		return;
 	rc = hearth_mqtt_publish(h->mqtt, topic, text, (int)strlen(text), 1, retain, corr,
-				 corr_len);
+	                         corr_len);
 	if (rc)
 		LOG_DEBUG("hub", "publish %s: %s", topic, hearth_strerror(rc));
 	hearth_free(text);
@@ -134,8 +134,8 @@ route_out(hearth_hub *h, hearth_msg *m)
 			char detail[160];
 
 			snprintf(detail, sizeof(detail),
-				 "%s uses transport %s, which this build cannot send to yet", m->id,
-				 d->transport);
+			         "%s uses transport %s, which this build cannot send to yet", m->id,
+			         d->transport);
 			hearth_post_error(&h->out, "unsupported_transport", NULL, detail);
 			return;
 		}
@@ -151,7 +151,7 @@ route_out(hearth_hub *h, hearth_msg *m)
 	case HEARTH_MSG_INTENT_REPLY:
 		if (m->reply.topic && topic_ok(m->reply.topic)) {
 			publish_json(h, m->reply.topic, m->body, false, m->reply.corr,
-				     m->reply.corr_len);
+			             m->reply.corr_len);
 			return;
 		}
 		snprintf(topic, sizeof(topic), "%s/intent/%s/result", h->prefix, m->id);
@@ -166,7 +166,7 @@ route_out(hearth_hub *h, hearth_msg *m)
 			/* Agents name topics relative to the prefix. */
 			snprintf(topic, sizeof(topic), "%s/%s", h->prefix, t);
 			cJSON_ReplaceItemInObjectCaseSensitive(m->body, "topic",
-							       cJSON_CreateString(topic));
+			                                       cJSON_CreateString(topic));
 		}
 		cJSON_AddNumberToObject(m->body, "ts", (double)hearth_wall_ms());
 		if (hearth_log_level() >= HEARTH_LOG_DEBUG) {
@@ -187,8 +187,8 @@ route_out(hearth_hub *h, hearth_msg *m)
 		now = now_of();
 		hearth_json_get_num(m->body, "ended_at", &ts);
 		rc = text ? hearth_store_episode_add(h->store, ts > 0 ? (int64_t)ts : now.wall_ms,
-						     text, strlen(text))
-			  : -ENOMEM;
+		                                     text, strlen(text))
+		          : -ENOMEM;
 		if (rc)
 			LOG_ERR("hub", "episode %s not stored: %s", m->id, hearth_strerror(rc));
 		hearth_free(text);
@@ -256,14 +256,14 @@ on_intent_msg(hearth_hub *h, const struct hearth_mqtt_msg *mm, cJSON *body)
 	if (id && !cJSON_IsNull(id)) {
 		if (!cJSON_IsString(id) || !hearth_id_valid_str(id->valuestring)) {
 			post_in_error(h, "bad_request", mm->topic,
-				      "id must be 1-64 characters of A-Z a-z 0-9 _ . -");
+			              "id must be 1-64 characters of A-Z a-z 0-9 _ . -");
 			cJSON_Delete(body);
 			return;
 		}
 		snprintf(m.id, sizeof(m.id), "%s", id->valuestring);
 	} else {
 		snprintf(m.id, sizeof(m.id), "i-%llx-%lu", (unsigned long long)hearth_wall_ms(),
-			 ++h->intent_seq);
+		         ++h->intent_seq);
 	}
 	if (mm->response_topic && !(m.reply.topic = hearth_strdup(mm->response_topic)))
 		goto oom;
@@ -275,7 +275,8 @@ on_intent_msg(hearth_hub *h, const struct hearth_mqtt_msg *mm, cJSON *body)
 	}
 	if (mm->response_topic && !topic_ok(mm->response_topic))
 		post_in_error(h, "bad_request", mm->topic,
-			      "response topic must be a plain topic (no + or #); replying on the result topic");
+		              "response topic must be a plain topic (no + or #); replying on the "
+		              "result topic");
 	m.body = body;
 	h->n_intents++;
 	hearth_post(&h->out, &m);
@@ -330,7 +331,7 @@ on_device_msg(hearth_hub *h, const struct hearth_mqtt_msg *mm, const char *rest)
 	idlen = (size_t)(slash - rest);
 	if (!hearth_id_valid(rest, idlen)) {
 		post_in_error(h, "bad_request", mm->topic,
-			      "device ids are 1-64 characters of A-Z a-z 0-9 _ . -");
+		              "device ids are 1-64 characters of A-Z a-z 0-9 _ . -");
 		return;
 	}
 	memcpy(m.id, rest, idlen);
@@ -345,7 +346,7 @@ on_device_msg(hearth_hub *h, const struct hearth_mqtt_msg *mm, const char *rest)
 	if (m.type == HEARTH_MSG_DEVICE_AVAIL) {
 		if (parse_availability(mm, &m.flag)) {
 			post_in_error(h, "bad_request", mm->topic,
-				      "availability is \"online\" or \"offline\"");
+			              "availability is \"online\" or \"offline\"");
 			return;
 		}
 		hearth_post(&h->out, &m);
@@ -355,8 +356,8 @@ on_device_msg(hearth_hub *h, const struct hearth_mqtt_msg *mm, const char *rest)
 		int rc = hearth_json_parse(mm->payload, (size_t)mm->len, &m.body, why, sizeof(why));
 
 		if (rc) {
-			post_in_error(h, rc == HEARTH_E_BAD_JSON ? "bad_json" : "internal", mm->topic,
-				      rc == HEARTH_E_BAD_JSON ? why : "out of memory");
+			post_in_error(h, rc == HEARTH_E_BAD_JSON ? "bad_json" : "internal",
+			              mm->topic, rc == HEARTH_E_BAD_JSON ? why : "out of memory");
 			return;
 		}
 	}
@@ -375,7 +376,7 @@ on_message(void *ud, const struct hearth_mqtt_msg *mm)
 	rest = mm->topic + h->prefix_len + 1;
 	if (mm->len > h->cfg->max_payload) {
 		snprintf(why, sizeof(why), "payload of %d bytes; the limit is %d", mm->len,
-			 h->cfg->max_payload);
+		         h->cfg->max_payload);
 		post_in_error(h, "too_large", mm->topic, why);
 		return;
 	}
@@ -389,8 +390,8 @@ on_message(void *ud, const struct hearth_mqtt_msg *mm)
 		}
 		rc = hearth_json_parse(mm->payload, (size_t)mm->len, &body, why, sizeof(why));
 		if (rc) {
-			post_in_error(h, rc == HEARTH_E_BAD_JSON ? "bad_json" : "internal", mm->topic,
-				      rc == HEARTH_E_BAD_JSON ? why : "out of memory");
+			post_in_error(h, rc == HEARTH_E_BAD_JSON ? "bad_json" : "internal",
+			              mm->topic, rc == HEARTH_E_BAD_JSON ? why : "out of memory");
 			return;
 		}
 		on_intent_msg(h, mm, body);
@@ -423,9 +424,9 @@ schedule_reconnect(hearth_hub *h)
 	if (h->stopping || h->reconnect_timer > 0)
 		return;
 	h->reconnect_timer =
-		hearth_loop_timer(h->loop, hearth_mono_ms() + h->reconnect_ms, try_connect, h);
-	h->reconnect_ms = h->reconnect_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS
-								 : h->reconnect_ms * 2;
+	        hearth_loop_timer(h->loop, hearth_mono_ms() + h->reconnect_ms, try_connect, h);
+	h->reconnect_ms =
+	        h->reconnect_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : h->reconnect_ms * 2;
 }
 
 static void
@@ -434,9 +435,9 @@ lost(hearth_hub *h)
 	if (h->mqtt_fd >= 0)
 		hearth_loop_unwatch(h->loop, h->mqtt_fd);
 	h->mqtt_fd = -1;
-	if (h->connected)
+	if (h->connected && !h->stopping)
 		LOG_WARN("hub", "lost the broker at %s:%d; reconnecting", h->cfg->broker_host,
-			 h->cfg->broker_port);
+		         h->cfg->broker_port);
 	h->connected = false;
 	schedule_reconnect(h);
 }
@@ -451,8 +452,8 @@ try_connect(void *ud)
 	rc = hearth_mqtt_connect(h->mqtt);
 	if (rc) {
 		LOG_WARN("hub", "cannot reach the broker at %s:%d: %s; retrying in %d ms",
-			 h->cfg->broker_host, h->cfg->broker_port, hearth_strerror(rc),
-			 h->reconnect_ms);
+		         h->cfg->broker_host, h->cfg->broker_port, hearth_strerror(rc),
+		         h->reconnect_ms);
 		schedule_reconnect(h);
 		return;
 	}
@@ -464,19 +465,18 @@ on_connect(void *ud, int rc, bool session_present)
 {
 	hearth_hub *h = ud;
 	static const char *const subs[] = {"intent", "device/+/meta", "device/+/state",
-					   "device/+/availability"};
+	                                   "device/+/availability"};
 	char topic[TOPIC_MAX];
 
 	if (rc) {
 		LOG_ERR("hub", "the broker at %s:%d refused us: %s", h->cfg->broker_host,
-			h->cfg->broker_port, hearth_mqtt_reason(rc));
+		        h->cfg->broker_port, hearth_mqtt_reason(rc));
 		return; /* the broker closes; on_disconnect schedules the retry */
 	}
 	h->connected = true;
 	h->reconnect_ms = RECONNECT_MIN_MS;
 	LOG_INFO("hub", "connected to %s:%d as %s (%s session)", h->cfg->broker_host,
-		 h->cfg->broker_port, h->cfg->mqtt_client_id,
-		 session_present ? "resumed" : "new");
+	         h->cfg->broker_port, h->cfg->mqtt_client_id, session_present ? "resumed" : "new");
 	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
 		snprintf(topic, sizeof(topic), "%s/%s", h->prefix, subs[i]);
 		hearth_mqtt_subscribe(h->mqtt, topic, 1);
@@ -594,7 +594,8 @@ ctl_status(hearth_hub *h)
 	cJSON_AddStringToObject(o, "state", h->connected ? "online" : "offline");
 	cJSON_AddStringToObject(o, "broker", broker);
 	cJSON_AddBoolToObject(o, "connected", h->connected);
-	cJSON_AddNumberToObject(o, "uptime_s", (double)((hearth_mono_ms() - h->started_mono) / 1000));
+	cJSON_AddNumberToObject(o, "uptime_s",
+	                        (double)((hearth_mono_ms() - h->started_mono) / 1000));
 	cJSON_AddNumberToObject(o, "devices", hearth_context_count(h->ctx));
 	cJSON_AddNumberToObject(o, "devices_online", hearth_context_online_count(h->ctx));
 	cJSON_AddNumberToObject(o, "plans_active", hearth_resource_active(h->res));
@@ -645,7 +646,7 @@ ctl_handle(void *ud, const char *cmd, const cJSON *req, char *err, size_t err_le
 		/* Commit this turn's episodes first so the answer includes them. */
 		hearth_store_flush(h->store, err, err_len);
 		rc = arr ? hearth_store_episodes_each(h->store, (long)limit, add_episode, arr)
-			 : -ENOMEM;
+		         : -ENOMEM;
 		if (rc) {
 			snprintf(err, err_len, "reading episodes: %s", hearth_strerror(rc));
 			cJSON_Delete(arr);
@@ -658,6 +659,22 @@ ctl_handle(void *ud, const char *cmd, const cJSON *req, char *err, size_t err_le
 }
 
 /* ==== Life cycle ==== */
+
+static int
+restore_device(void *ud, const char *key, const char *json, size_t len)
+{
+	hearth_hub *h = ud;
+	cJSON *rec;
+
+	if (hearth_json_parse(json, len, &rec, NULL, 0)) {
+		LOG_WARN("hub", "stored device %s does not decode; skipped", key);
+		return 0;
+	}
+	if (hearth_context_restore(h->ctx, rec))
+		LOG_WARN("hub", "stored device %s is not valid; skipped", key);
+	cJSON_Delete(rec);
+	return 0;
+}
 
 static void
 report_recipe(void *ud, const char *line)
@@ -672,7 +689,7 @@ lock_data_dir(hearth_hub *h, char *why, size_t wl)
 
 	if (mkdir(h->cfg->data_dir, 0700) && errno != EEXIST) {
 		snprintf(why, wl, "cannot create data dir %s: %s", h->cfg->data_dir,
-			 strerror(errno));
+		         strerror(errno));
 		return -errno;
 	}
 	snprintf(path, sizeof(path), "%s/hearthd.lock", h->cfg->data_dir);
@@ -728,7 +745,7 @@ hearth_hub_new(const struct hearth_config *cfg, hearth_hub **out, char *why, siz
 		goto fail;
 	if (hearth_recipe_book_count(h->book) == 0)
 		LOG_WARN("hub", "no recipes loaded from %s: every intent will get no_match",
-			 cfg->recipes_dir);
+		         cfg->recipes_dir);
 	if ((rc = hearth_loop_new(&h->loop)) || (rc = hearth_bus_new(&h->bus)))
 		goto fail_msg;
 	h->out = hearth_bus_outbox(h->bus);
@@ -739,6 +756,9 @@ hearth_hub_new(const struct hearth_config *cfg, hearth_hub **out, char *why, siz
 	    (rc = hearth_orch_new(h->book, h->ctx, &h->orch)) ||
 	    (rc = hearth_resource_new(&ro, h->ctx, &h->res)))
 		goto fail_msg;
+	if ((rc = hearth_store_devices_each(h->store, restore_device, h)))
+		goto fail_msg;
+	LOG_INFO("hub", "%d devices restored from the store", hearth_context_count(h->ctx));
 
 	/* Signals arrive on a descriptor in the loop. */
 	sigemptyset(&mask);
@@ -751,7 +771,7 @@ hearth_hub_new(const struct hearth_config *cfg, hearth_hub **out, char *why, siz
 		goto fail_msg;
 
 	snprintf(will, sizeof(will), "{\"state\":\"offline\",\"version\":\"%s\",\"ts\":%lld}",
-		 HEARTH_VERSION, (long long)hearth_wall_ms());
+	         HEARTH_VERSION, (long long)hearth_wall_ms());
 	mo.host = cfg->broker_host;
 	mo.port = cfg->broker_port;
 	mo.client_id = cfg->mqtt_client_id;
@@ -809,8 +829,8 @@ hearth_hub_run(hearth_hub *h)
 	int rc = 0;
 
 	LOG_INFO("hub", "hearthd %s: home %s, broker %s:%d, data %s, %d recipes", HEARTH_VERSION,
-		 h->cfg->home, h->cfg->broker_host, h->cfg->broker_port, h->cfg->data_dir,
-		 hearth_recipe_book_count(h->book));
+	         h->cfg->home, h->cfg->broker_host, h->cfg->broker_port, h->cfg->data_dir,
+	         hearth_recipe_book_count(h->book));
 	try_connect(h);
 	h->misc_timer = hearth_loop_timer(h->loop, hearth_mono_ms() + 1000, on_misc, h);
 	while (!h->stopping) {

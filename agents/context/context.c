@@ -11,6 +11,7 @@
 
 #include "platform/alloc.h"
 #include "platform/err.h"
+#include "platform/id.h"
 #include "platform/json.h"
 #include "platform/log.h"
 
@@ -95,8 +96,8 @@ get_or_add(hearth_context *c, const char *id, const hearth_outbox *out, const ch
 	if (c->n >= c->max) {
 		char detail[128];
 
-		snprintf(detail, sizeof(detail), "the registry holds %d devices, its limit; %s ignored",
-			 c->max, id);
+		snprintf(detail, sizeof(detail),
+		         "the registry holds %d devices, its limit; %s ignored", c->max, id);
 		hearth_post_error(out, "too_many_devices", topic, detail);
 		return NULL;
 	}
@@ -240,10 +241,55 @@ set_str(char **dst, const char *src)
 	return 0;
 }
 
+static int
+set_meta(struct hearth_device *d, const struct meta *m)
+{
+	char key[72];
+
+	if (set_str(&d->name, m->name) || set_str(&d->room, m->room) ||
+	    set_str(&d->kind, m->kind) || set_str(&d->uri, m->uri))
+		return -ENOMEM;
+	hearth_free(d->room_key);
+	d->room_key = NULL;
+	if (m->room) {
+		hearth_room_key(m->room, key, sizeof(key));
+		if (!(d->room_key = hearth_strdup(key)))
+			return -ENOMEM;
+	}
+	snprintf(d->transport, sizeof(d->transport), "%s", m->transport);
+	d->caps = m->caps;
+	d->meta_optimistic = m->optimistic;
+	d->has_meta = true;
+	return 0;
+}
+
+int
+hearth_context_restore(hearth_context *c, const cJSON *rec)
+{
+	static const hearth_outbox none = {0};
+	struct hearth_device *d;
+	const char *id;
+	struct meta m;
+	char why[160];
+	int rc;
+
+	if (hearth_json_get_str(rec, "id", &id) || !hearth_id_valid_str(id))
+		return HEARTH_E_INVALID;
+	if ((rc = parse_meta(rec, &m, why, sizeof(why))))
+		return rc;
+	if (find(c, id) < 0 && c->n >= c->max)
+		return HEARTH_E_FULL;
+	d = get_or_add(c, id, &none, NULL);
+	if (!d)
+		return -ENOMEM;
+	/* Meta only: availability and state are not known until the device speaks. */
+	return set_meta(d, &m);
+}
+
 static void
 on_meta(hearth_context *c, hearth_msg *msg, const hearth_now *now, const hearth_outbox *out)
 {
-	char topic[128], why[160], key[72];
+	char topic[128], why[160];
 	struct hearth_device *d;
 	struct meta m;
 	int i;
@@ -266,21 +312,10 @@ on_meta(hearth_context *c, hearth_msg *msg, const hearth_now *now, const hearth_
 	d = get_or_add(c, msg->id, out, topic);
 	if (!d)
 		return;
-	if (set_str(&d->name, m.name) || set_str(&d->room, m.room) || set_str(&d->kind, m.kind) ||
-	    set_str(&d->uri, m.uri)) {
+	if (set_meta(d, &m)) {
 		hearth_post_error(out, "internal", topic, "out of memory");
 		return;
 	}
-	hearth_free(d->room_key);
-	d->room_key = NULL;
-	if (m.room) {
-		hearth_room_key(m.room, key, sizeof(key));
-		d->room_key = hearth_strdup(key);
-	}
-	snprintf(d->transport, sizeof(d->transport), "%s", m.transport);
-	d->caps = m.caps;
-	d->meta_optimistic = m.optimistic;
-	d->has_meta = true;
 	d->last_seen = now->wall_ms;
 	LOG_DEBUG("context", "device %s announced (room %s)", d->id, d->room ? d->room : "-");
 	post_save(out, d->id, d);
@@ -300,7 +335,7 @@ on_state(hearth_context *c, hearth_msg *msg, const hearth_now *now, const hearth
 	snprintf(topic, sizeof(topic), "device/%s/state", msg->id);
 	if (!cJSON_IsObject(msg->body)) {
 		snprintf(why, sizeof(why), "state must be a JSON object, not %s",
-			 hearth_json_type_name(msg->body));
+		         hearth_json_type_name(msg->body));
 		hearth_post_error(out, "bad_request", topic, why);
 		return;
 	}
@@ -362,7 +397,7 @@ on_avail(hearth_context *c, hearth_msg *msg, const hearth_now *now, const hearth
 
 void
 hearth_context_handle(hearth_context *c, hearth_msg *m, const hearth_now *now,
-		      const hearth_outbox *out)
+                      const hearth_outbox *out)
 {
 	switch (m->type) {
 	case HEARTH_MSG_DEVICE_META:
@@ -425,7 +460,7 @@ hearth_context_room_known(const hearth_context *c, const char *room)
 
 int
 hearth_context_select(const hearth_context *c, const char *room, int cap, const char *kind,
-		      const struct hearth_device **out, int max)
+                      const struct hearth_device **out, int max)
 {
 	char key[72];
 	int n = 0;
@@ -472,7 +507,7 @@ hearth_device_json(const struct hearth_device *d)
 	for (int i = 0; caps && i < hearth_capability_count(); i++)
 		if (d->caps & (1u << i))
 			cJSON_AddItemToArray(caps,
-					     cJSON_CreateString(hearth_capability_at(i)->name));
+			                     cJSON_CreateString(hearth_capability_at(i)->name));
 	cJSON_AddStringToObject(o, "transport", d->transport);
 	if (d->uri)
 		cJSON_AddStringToObject(o, "uri", d->uri);

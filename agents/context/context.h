@@ -20,18 +20,18 @@
 
 struct hearth_device {
 	char id[HEARTH_ID_MAX + 1];
-	char *name;             /* friendly name or NULL */
-	char *room;             /* as announced, or NULL */
-	char *room_key;         /* normalized (see hearth_room_key), or NULL */
-	char *kind;             /* or NULL */
+	char *name;     /* friendly name or NULL */
+	char *room;     /* as announced, or NULL */
+	char *room_key; /* normalized (see hearth_room_key), or NULL */
+	char *kind;     /* or NULL */
 	hearth_capset caps;
-	char transport[8];      /* "mqtt" or "coap" */
-	char *uri;              /* CoAP URI or NULL */
-	bool has_meta;          /* announced; devices without meta are not planned on */
-	bool meta_optimistic;   /* meta says "optimistic": true */
-	int online;             /* 1, 0, or -1 when unknown */
-	cJSON *state;           /* merged reported state, NULL until the first report */
-	int64_t last_seen;      /* wall ms of the last message */
+	char transport[8];    /* "mqtt" or "coap" */
+	char *uri;            /* CoAP URI or NULL */
+	bool has_meta;        /* announced; devices without meta are not planned on */
+	bool meta_optimistic; /* meta says "optimistic": true */
+	int online;           /* 1, 0, or -1 when unknown */
+	cJSON *state;         /* merged reported state, NULL until the first report */
+	int64_t last_seen;    /* wall ms of the last message */
 };
 
 typedef struct hearth_context hearth_context;
@@ -39,7 +39,15 @@ typedef struct hearth_context hearth_context;
 int hearth_context_new(int max_devices, hearth_context **out);
 void hearth_context_free(hearth_context *c);
 void hearth_context_handle(hearth_context *c, hearth_msg *m, const hearth_now *now,
-			   const hearth_outbox *out);
+                           const hearth_outbox *out);
+
+/*
+ * Restore a device from its stored record (the JSON of hearth_device_json),
+ * so the registry survives a restart before the devices speak again. Only
+ * the announcement is restored: availability and state stay unknown (the
+ * device is optimistic) until it reports. Returns 0 or a negative error.
+ */
+int hearth_context_restore(hearth_context *c, const cJSON *rec);
 
 /* ==== Queries (read-only) ==== */
 
@@ -55,7 +63,7 @@ bool hearth_context_room_known(const hearth_context *c, const char *room);
  * into out and returns how many matched in all.
  */
 int hearth_context_select(const hearth_context *c, const char *room, int cap, const char *kind,
-			  const struct hearth_device **out, int max);
+                          const struct hearth_device **out, int max);
 /* Confirmed on dispatch: never reported state, or meta says optimistic. */
 bool hearth_device_optimistic(const struct hearth_device *d);
 /* The device as hearthctl shows it (and as the devices store keeps it). */

@@ -86,8 +86,7 @@ struct text {
 	bool oom;
 };
 
-static void
-text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
 text_add(struct text *t, const char *fmt, ...)
@@ -231,8 +230,7 @@ resolve_room(const struct hearth_recipe_step *rs, const cJSON *slots)
 
 /* Resolve slot values (intent's, else defaults) into a new object. */
 static int
-resolve_slots(const struct hearth_recipe *r, const cJSON *given, cJSON **out, char *why,
-	      size_t wl)
+resolve_slots(const struct hearth_recipe *r, const cJSON *given, cJSON **out, char *why, size_t wl)
 {
 	cJSON *slots = cJSON_CreateObject();
 
@@ -248,7 +246,7 @@ resolve_slots(const struct hearth_recipe *r, const cJSON *given, cJSON **out, ch
 		if (!v) {
 			if (s->required) {
 				snprintf(why, wl, "%s needs slot \"%s\" (a %s)", r->id, s->name,
-					 s->type);
+				         s->type);
 				cJSON_Delete(slots);
 				return HEARTH_E_INVALID;
 			}
@@ -256,8 +254,9 @@ resolve_slots(const struct hearth_recipe *r, const cJSON *given, cJSON **out, ch
 		}
 		if ((!strcmp(s->type, "room") || !strcmp(s->type, "string")) &&
 		    (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) > 64)) {
-			snprintf(why, wl, "slot \"%s\" must be a %s name (a string of 1-64 characters)",
-				 s->name, s->type);
+			snprintf(why, wl,
+			         "slot \"%s\" must be a %s name (a string of 1-64 characters)",
+			         s->name, s->type);
 			cJSON_Delete(slots);
 			return HEARTH_E_INVALID;
 		}
@@ -275,7 +274,7 @@ resolve_slots(const struct hearth_recipe *r, const cJSON *given, cJSON **out, ch
 /* Fill the plan's steps from the recipe; notes go into the rationale. */
 static int
 bind_steps(hearth_orch *o, const struct hearth_recipe *r, struct hearth_plan *p,
-	   struct text *why_text, char *why, size_t wl)
+           struct text *why_text, char *why, size_t wl)
 {
 	const struct hearth_device *devs[CONFIG_HEARTH_MAX_PLAN_STEPS];
 	int n = 0, offline = 0;
@@ -284,21 +283,22 @@ bind_steps(hearth_orch *o, const struct hearth_recipe *r, struct hearth_plan *p,
 		const struct hearth_recipe_step *rs = &r->steps[i];
 		const char *room = resolve_room(rs, p->slots);
 		int k = hearth_context_select(o->ctx, room, rs->cap, rs->kind, devs,
-					      CONFIG_HEARTH_MAX_PLAN_STEPS);
+		                              CONFIG_HEARTH_MAX_PLAN_STEPS);
 
 		for (int j = 0; j < k; j++) {
 			const struct hearth_device *d = devs[j];
 			struct hearth_step *st;
 			cJSON *cond;
 
-			if (j >= CONFIG_HEARTH_MAX_PLAN_STEPS || n >= CONFIG_HEARTH_MAX_PLAN_STEPS) {
+			if (j >= CONFIG_HEARTH_MAX_PLAN_STEPS ||
+			    n >= CONFIG_HEARTH_MAX_PLAN_STEPS) {
 				snprintf(why, wl, "the plan would need more than %d steps",
-					 CONFIG_HEARTH_MAX_PLAN_STEPS);
+				         CONFIG_HEARTH_MAX_PLAN_STEPS);
 				return HEARTH_E_TOO_LARGE;
 			}
 			if (d->online == 0) {
 				text_add(why_text, "%s %s is offline and is left out. ",
-					 offline++ ? "" : "Note:", dev_label(d));
+				         offline++ ? "" : "Note:", dev_label(d));
 				continue;
 			}
 			st = &p->steps[n];
@@ -336,11 +336,11 @@ bind_steps(hearth_orch *o, const struct hearth_recipe *r, struct hearth_plan *p,
 
 static void
 write_rationale(hearth_orch *o, const struct hearth_recipe *r, struct hearth_plan *p,
-		struct text *t, const char *notes)
+                struct text *t, const char *notes)
 {
 	const char *room = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(p->slots, "room"))
-				   ? cJSON_GetObjectItemCaseSensitive(p->slots, "room")->valuestring
-				   : NULL;
+	                           ? cJSON_GetObjectItemCaseSensitive(p->slots, "room")->valuestring
+	                           : NULL;
 	int todo = 0, skipped = 0;
 
 	text_add(t, "%s%s%s: ", r->title ? r->title : r->id, room ? " in " : "", room ? room : "");
@@ -350,8 +350,8 @@ write_rationale(hearth_orch *o, const struct hearth_recipe *r, struct hearth_pla
 
 		if (st->state == HEARTH_STEP_SKIPPED)
 			continue;
-		text_add(t, "%s%s (%s) to ", todo++ ? "; set " : "set ", d ? dev_label(d) : st->device,
-			 st->id);
+		text_add(t, "%s%s (%s) to ", todo++ ? "; set " : "set ",
+		         d ? dev_label(d) : st->device, st->id);
 		text_args(t, st->args);
 		if (st->optimistic)
 			text_add(t, " (it does not report state, so it is trusted when sent)");
@@ -366,7 +366,7 @@ write_rationale(hearth_orch *o, const struct hearth_recipe *r, struct hearth_pla
 		if (st->state != HEARTH_STEP_SKIPPED)
 			continue;
 		text_add(t, "%s%s is left alone: %s", skipped++ ? "; " : "",
-			 d ? dev_label(d) : st->device, st->note ? st->note : "already holds");
+		         d ? dev_label(d) : st->device, st->note ? st->note : "already holds");
 	}
 	if (skipped)
 		text_add(t, ". ");
@@ -429,7 +429,8 @@ on_intent(hearth_orch *o, hearth_msg *m, const hearth_now *now, const hearth_out
 	}
 	if (!intent) {
 		snprintf(why, sizeof(why),
-			 "no recipe matches the text \"%.80s\"; send a structured \"intent\"", text);
+		         "no recipe matches the text \"%.80s\"; send a structured \"intent\"",
+		         text);
 		hearth_orch_refuse(m, "no_match", why, out);
 		return;
 	}
@@ -451,7 +452,8 @@ on_intent(hearth_orch *o, hearth_msg *m, const hearth_now *now, const hearth_out
 	snprintf(p->recipe, sizeof(p->recipe), "%s", r->id);
 	snprintf(p->recipe_version, sizeof(p->recipe_version), "%s", r->version);
 	snprintf(p->id, sizeof(p->id), "p-%llx-%lu", (unsigned long long)now->wall_ms, ++o->seq);
-	if ((rc = opt_id_field(m->body, "source", p->source, sizeof(p->source), why, sizeof(why))) ||
+	if ((rc = opt_id_field(m->body, "source", p->source, sizeof(p->source), why,
+	                       sizeof(why))) ||
 	    (rc = opt_id_field(m->body, "user", p->user, sizeof(p->user), why, sizeof(why)))) {
 		hearth_orch_refuse(m, "bad_request", why, out);
 		goto done;
@@ -464,7 +466,7 @@ on_intent(hearth_orch *o, hearth_msg *m, const hearth_now *now, const hearth_out
 	rc = resolve_slots(r, cJSON_IsObject(slots) ? slots : NULL, &p->slots, why, sizeof(why));
 	if (rc) {
 		hearth_orch_refuse(m, rc == -ENOMEM ? "internal" : "bad_request",
-				   rc == -ENOMEM ? "out of memory" : why, out);
+		                   rc == -ENOMEM ? "out of memory" : why, out);
 		goto done;
 	}
 	for (int i = 0; i < r->nslots; i++) {
@@ -473,7 +475,7 @@ on_intent(hearth_orch *o, hearth_msg *m, const hearth_now *now, const hearth_out
 		if (!strcmp(r->slots[i].type, "room") && cJSON_IsString(v) &&
 		    !hearth_context_room_known(o->ctx, v->valuestring)) {
 			snprintf(why, sizeof(why), "no device is known in room \"%.64s\"",
-				 v->valuestring);
+			         v->valuestring);
 			hearth_orch_refuse(m, "unknown_room", why, out);
 			goto done;
 		}
@@ -481,13 +483,13 @@ on_intent(hearth_orch *o, hearth_msg *m, const hearth_now *now, const hearth_out
 	rc = bind_steps(o, r, p, &notes, why, sizeof(why));
 	if (rc) {
 		hearth_orch_refuse(m, rc == HEARTH_E_TOO_LARGE ? "too_large" : "internal",
-				   rc == -ENOMEM ? "out of memory" : why, out);
+		                   rc == -ENOMEM ? "out of memory" : why, out);
 		goto done;
 	}
 	if (p->nsteps == 0) {
 		snprintf(why, sizeof(why), "%s: no device %s can carry out any step%s%s", r->id,
-			 notes.len ? "that is online" : "here", notes.len ? ". " : "",
-			 notes.buf ? notes.buf : "");
+		         notes.len ? "that is online" : "here", notes.len ? ". " : "",
+		         notes.buf ? notes.buf : "");
 		hearth_orch_refuse(m, "no_devices", why, out);
 		goto done;
 	}

@@ -23,11 +23,11 @@ void hearth_orch_free(hearth_orch *o);
 /* Swap the recipe book (after a reload); the old one is the caller's. */
 void hearth_orch_set_book(hearth_orch *o, const hearth_recipe_book *book);
 void hearth_orch_handle(hearth_orch *o, hearth_msg *m, const hearth_now *now,
-			const hearth_outbox *out);
+                        const hearth_outbox *out);
 
 /* Post an error reply {"id","error","detail"} to the intent's reply address
  * (which is moved out of m) and the same on the error topic. */
 void hearth_orch_refuse(hearth_msg *m, const char *code, const char *detail,
-			const hearth_outbox *out);
+                        const hearth_outbox *out);
 
 #endif

@@ -33,7 +33,7 @@ struct hearth_resource {
 
 int
 hearth_resource_new(const struct hearth_resource_opts *opts, const hearth_context *ctx,
-		    hearth_resource **out)
+                    hearth_resource **out)
 {
 	hearth_resource *r = hearth_calloc(1, sizeof(*r));
 
@@ -95,7 +95,7 @@ post_reply(struct hearth_plan *p, const hearth_outbox *out)
 
 static void
 send_command(struct hearth_plan *p, struct hearth_step *st, const cJSON *values,
-	     const hearth_now *now, const hearth_outbox *out)
+             const hearth_now *now, const hearth_outbox *out)
 {
 	hearth_msg m = {.type = HEARTH_MSG_DEVICE_COMMAND};
 
@@ -139,7 +139,7 @@ target_values(const struct hearth_step *st)
 
 static void
 dispatch(hearth_resource *r, struct hearth_plan *p, struct hearth_step *st, const hearth_now *now,
-	 const hearth_outbox *out)
+         const hearth_outbox *out)
 {
 	const struct hearth_device *d = hearth_context_device(r->ctx, st->device);
 
@@ -150,8 +150,9 @@ dispatch(hearth_resource *r, struct hearth_plan *p, struct hearth_step *st, cons
 		st->prev = cJSON_CreateObject();
 		cJSON_ArrayForEach(a, st->args)
 		{
-			const cJSON *v = d->state ? cJSON_GetObjectItemCaseSensitive(d->state, a->string)
-						  : NULL;
+			const cJSON *v =
+			        d->state ? cJSON_GetObjectItemCaseSensitive(d->state, a->string)
+			                 : NULL;
 
 			if (st->prev && v)
 				cJSON_AddItemToObject(st->prev, a->string, cJSON_Duplicate(v, 1));
@@ -215,7 +216,7 @@ finish(hearth_resource *r, struct hearth_plan *p, enum hearth_plan_state state,
 /* Start compensating p: undo what changed. */
 static void
 compensate(hearth_resource *r, struct hearth_plan *p, const hearth_now *now,
-	   const hearth_outbox *out)
+           const hearth_outbox *out)
 {
 	p->state = HEARTH_PLAN_COMPENSATING;
 	for (int i = 0; i < p->nsteps; i++) {
@@ -256,7 +257,7 @@ advance(hearth_resource *r, struct hearth_plan *p, const hearth_now *now, const 
 		    !device_busy(p, i))
 			dispatch(r, p, st, now, out);
 		else if (p->state == HEARTH_PLAN_COMPENSATING && st->undoing && st->attempts == 0 &&
-			 !device_busy(p, i))
+		         !device_busy(p, i))
 			dispatch(r, p, st, now, out);
 	}
 	for (int i = 0; i < p->nsteps; i++) {
@@ -264,8 +265,9 @@ advance(hearth_resource *r, struct hearth_plan *p, const hearth_now *now, const 
 
 		open = open || step_open(st);
 		failed = failed || st->state == HEARTH_STEP_FAILED;
-		left = left || (st->compensate && st->prev && st->prev->child &&
-				(st->state == HEARTH_STEP_CONFIRMED || st->state == HEARTH_STEP_FAILED));
+		left = left ||
+		       (st->compensate && st->prev && st->prev->child &&
+		        (st->state == HEARTH_STEP_CONFIRMED || st->state == HEARTH_STEP_FAILED));
 	}
 	if (open)
 		return false;
@@ -304,8 +306,8 @@ on_plan(hearth_resource *r, hearth_msg *m, const hearth_now *now, const hearth_o
 		hearth_msg refuse = {.type = HEARTH_MSG_INTENT_REPLY};
 		char detail[96];
 
-		snprintf(detail, sizeof(detail), "%d plans are running, the most this hub runs at once",
-			 r->n);
+		snprintf(detail, sizeof(detail),
+		         "%d plans are running, the most this hub runs at once", r->n);
 		hearth_post_error(out, "busy", "intent", detail);
 		memcpy(refuse.id, p->intent_id, sizeof(refuse.id));
 		refuse.body = cJSON_CreateObject();
@@ -343,7 +345,7 @@ on_plan(hearth_resource *r, hearth_msg *m, const hearth_now *now, const hearth_o
 
 static void
 on_device_changed(hearth_resource *r, hearth_msg *m, const hearth_now *now,
-		  const hearth_outbox *out)
+                  const hearth_outbox *out)
 {
 	const struct hearth_device *d = hearth_context_device(r->ctx, m->id);
 
@@ -361,8 +363,8 @@ on_device_changed(hearth_resource *r, hearth_msg *m, const hearth_now *now,
 				/* Gone offline while we wait on it: no point retrying. */
 				char note[192];
 
-				snprintf(note, sizeof(note), "%s went offline during step %s", m->id,
-					 st->id);
+				snprintf(note, sizeof(note), "%s went offline during step %s",
+				         m->id, st->id);
 				hearth_free(st->note);
 				st->note = hearth_strdup(note);
 				set_reason(p, note);
@@ -372,7 +374,7 @@ on_device_changed(hearth_resource *r, hearth_msg *m, const hearth_now *now,
 				changed = true;
 			} else if (reported(d, target_values(st))) {
 				st->state = st->undoing ? HEARTH_STEP_COMPENSATED
-							: HEARTH_STEP_CONFIRMED;
+				                        : HEARTH_STEP_CONFIRMED;
 				st->undoing = false;
 				changed = true;
 			}
@@ -389,7 +391,7 @@ on_device_changed(hearth_resource *r, hearth_msg *m, const hearth_now *now,
 
 void
 hearth_resource_handle(hearth_resource *r, hearth_msg *m, const hearth_now *now,
-		       const hearth_outbox *out)
+                       const hearth_outbox *out)
 {
 	switch (m->type) {
 	case HEARTH_MSG_PLAN:
@@ -417,7 +419,8 @@ hearth_resource_next_deadline(const hearth_resource *r)
 		for (int j = 0; j < p->nsteps; j++) {
 			const struct hearth_step *st = &p->steps[j];
 
-			if ((st->state == HEARTH_STEP_DISPATCHED || (st->undoing && st->attempts)) &&
+			if ((st->state == HEARTH_STEP_DISPATCHED ||
+			     (st->undoing && st->attempts)) &&
 			    st->deadline < next)
 				next = st->deadline;
 		}
@@ -435,7 +438,8 @@ hearth_resource_tick(hearth_resource *r, const hearth_now *now, const hearth_out
 		for (int j = 0; j < p->nsteps; j++) {
 			struct hearth_step *st = &p->steps[j];
 
-			if (!(st->state == HEARTH_STEP_DISPATCHED || (st->undoing && st->attempts)) ||
+			if (!(st->state == HEARTH_STEP_DISPATCHED ||
+			      (st->undoing && st->attempts)) ||
 			    st->deadline > now->mono_ms)
 				continue;
 			changed = true;
@@ -446,15 +450,16 @@ hearth_resource_tick(hearth_resource *r, const hearth_now *now, const hearth_out
 			if (st->attempts <= r->opts.retries) {
 				st->retry_wait = true;
 				st->deadline = now->mono_ms +
-					       ((int64_t)r->opts.backoff_ms << (st->attempts - 1));
-				LOG_DEBUG("resource", "plan %s step %s on %s: no confirmation, retry %d",
-					  p->id, st->id, st->device, st->attempts);
+				               ((int64_t)r->opts.backoff_ms << (st->attempts - 1));
+				LOG_DEBUG("resource",
+				          "plan %s step %s on %s: no confirmation, retry %d", p->id,
+				          st->id, st->device, st->attempts);
 				continue;
 			}
 			char note[224];
 
 			snprintf(note, sizeof(note), "%s did not confirm step %s after %d attempts",
-				 st->device, st->id, st->attempts);
+			         st->device, st->id, st->attempts);
 			hearth_free(st->note);
 			st->note = hearth_strdup(note);
 			set_reason(p, note);

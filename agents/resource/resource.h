@@ -21,19 +21,19 @@
 #include <stdint.h>
 
 struct hearth_resource_opts {
-	int retries;        /* re-sends of an unconfirmed step (DESIGN: 2) */
-	int backoff_ms;     /* wait before the first re-send; doubles each time */
-	int max_plans;      /* plans running at once */
+	int retries;    /* re-sends of an unconfirmed step (DESIGN: 2) */
+	int backoff_ms; /* wait before the first re-send; doubles each time */
+	int max_plans;  /* plans running at once */
 };
 
 typedef struct hearth_resource hearth_resource;
 
 /* ctx is borrowed and must outlive the agent. */
 int hearth_resource_new(const struct hearth_resource_opts *opts, const hearth_context *ctx,
-			hearth_resource **out);
+                        hearth_resource **out);
 void hearth_resource_free(hearth_resource *r);
 void hearth_resource_handle(hearth_resource *r, hearth_msg *m, const hearth_now *now,
-			    const hearth_outbox *out);
+                            const hearth_outbox *out);
 /* Earliest mono ms at which tick() has work, or INT64_MAX. */
 int64_t hearth_resource_next_deadline(const hearth_resource *r);
 void hearth_resource_tick(hearth_resource *r, const hearth_now *now, const hearth_outbox *out);

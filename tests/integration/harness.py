@@ -503,7 +503,7 @@ class Message:
         self.payload = bytes(msg.payload)
         try:
             self.json = json.loads(self.payload.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
             self.json = None
         self.retain = bool(msg.retain)
         self.qos = msg.qos

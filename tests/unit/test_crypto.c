@@ -37,7 +37,7 @@ check_sha256(const void *data, size_t len, const char *expected_hex)
 
 static void
 check_hmac(const void *key, size_t key_len, const void *msg, size_t msg_len,
-	   const char *expected_hex)
+           const char *expected_hex)
 {
 	uint8_t out[HEARTH_SHA256_LEN];
 
@@ -67,7 +67,7 @@ test_sha256_448_bits(void **state)
 
 	assert_int_equal(strlen(msg) * 8, 448);
 	check_sha256(msg, strlen(msg),
-		     "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+	             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
 }
 
 static void
@@ -99,7 +99,7 @@ test_hmac_rfc4231_case1(void **state)
 
 	memset(key, 0x0b, sizeof(key));
 	check_hmac(key, sizeof(key), "Hi There", 8,
-		   "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+	           "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
 }
 
 static void
@@ -108,7 +108,7 @@ test_hmac_rfc4231_case2(void **state)
 	static const char msg[] = "what do ya want for nothing?";
 
 	check_hmac("Jefe", 4, msg, strlen(msg),
-		   "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+	           "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 }
 
 static void
@@ -119,7 +119,7 @@ test_hmac_rfc4231_case3(void **state)
 	memset(key, 0xaa, sizeof(key));
 	memset(msg, 0xdd, sizeof(msg));
 	check_hmac(key, sizeof(key), msg, sizeof(msg),
-		   "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe");
+	           "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe");
 }
 
 static void
@@ -128,11 +128,11 @@ test_hmac_rfc4231_case4(void **state)
 	uint8_t key[25], msg[50];
 
 	assert_int_equal(hearth_hex_decode("0102030405060708090a0b0c0d0e0f10111213141516171819",
-					   key, sizeof(key)),
-			 0);
+	                                   key, sizeof(key)),
+	                 0);
 	memset(msg, 0xcd, sizeof(msg));
 	check_hmac(key, sizeof(key), msg, sizeof(msg),
-		   "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b");
+	           "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b");
 }
 
 static void
@@ -143,21 +143,21 @@ test_hmac_rfc4231_case6(void **state)
 
 	memset(key, 0xaa, sizeof(key));
 	check_hmac(key, sizeof(key), msg, strlen(msg),
-		   "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+	           "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
 }
 
 static void
 test_hmac_rfc4231_case7(void **state)
 {
 	static const char msg[] = "This is a test using a larger than block-size key and a larger "
-				  "than block-size data. The key needs to be hashed before being "
-				  "used by the HMAC algorithm.";
+	                          "than block-size data. The key needs to be hashed before being "
+	                          "used by the HMAC algorithm.";
 	uint8_t key[131];
 
 	assert_int_equal(strlen(msg), 152);
 	memset(key, 0xaa, sizeof(key));
 	check_hmac(key, sizeof(key), msg, strlen(msg),
-		   "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2");
+	           "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2");
 }
 
 static void
@@ -201,8 +201,8 @@ test_hex_decode_rejects(void **state)
 {
 	uint8_t out[2] = {0x55, 0x55};
 
-	assert_int_equal(hearth_hex_decode("abc", out, 2), HEARTH_E_INVALID);   /* short */
-	assert_int_equal(hearth_hex_decode("abcde", out, 2), HEARTH_E_INVALID); /* odd, long */
+	assert_int_equal(hearth_hex_decode("abc", out, 2), HEARTH_E_INVALID);    /* short */
+	assert_int_equal(hearth_hex_decode("abcde", out, 2), HEARTH_E_INVALID);  /* odd, long */
 	assert_int_equal(hearth_hex_decode("abcdef", out, 2), HEARTH_E_INVALID); /* long */
 	assert_int_equal(hearth_hex_decode("abcg", out, 2), HEARTH_E_INVALID);   /* bad digit */
 	assert_int_equal(hearth_hex_decode("ab c", out, 2), HEARTH_E_INVALID);
@@ -260,22 +260,22 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sha256_empty),
-		cmocka_unit_test(test_sha256_abc),
-		cmocka_unit_test(test_sha256_448_bits),
-		cmocka_unit_test(test_sha256_million_a),
-		cmocka_unit_test(test_sha256_bad_args),
-		cmocka_unit_test(test_hmac_rfc4231_case1),
-		cmocka_unit_test(test_hmac_rfc4231_case2),
-		cmocka_unit_test(test_hmac_rfc4231_case3),
-		cmocka_unit_test(test_hmac_rfc4231_case4),
-		cmocka_unit_test(test_hmac_rfc4231_case6),
-		cmocka_unit_test(test_hmac_rfc4231_case7),
-		cmocka_unit_test(test_hmac_empty_key_and_msg),
-		cmocka_unit_test(test_hex_round_trip),
-		cmocka_unit_test(test_hex_decode_rejects),
-		cmocka_unit_test(test_ct_equal),
-		cmocka_unit_test(test_random),
+	        cmocka_unit_test(test_sha256_empty),
+	        cmocka_unit_test(test_sha256_abc),
+	        cmocka_unit_test(test_sha256_448_bits),
+	        cmocka_unit_test(test_sha256_million_a),
+	        cmocka_unit_test(test_sha256_bad_args),
+	        cmocka_unit_test(test_hmac_rfc4231_case1),
+	        cmocka_unit_test(test_hmac_rfc4231_case2),
+	        cmocka_unit_test(test_hmac_rfc4231_case3),
+	        cmocka_unit_test(test_hmac_rfc4231_case4),
+	        cmocka_unit_test(test_hmac_rfc4231_case6),
+	        cmocka_unit_test(test_hmac_rfc4231_case7),
+	        cmocka_unit_test(test_hmac_empty_key_and_msg),
+	        cmocka_unit_test(test_hex_round_trip),
+	        cmocka_unit_test(test_hex_decode_rejects),
+	        cmocka_unit_test(test_ct_equal),
+	        cmocka_unit_test(test_random),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

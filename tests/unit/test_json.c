@@ -56,7 +56,7 @@ static void
 test_parse_ok(void **state)
 {
 	cJSON *root = parse_ok(" {\"id\":\"i-42\",\"n\":3,\"slots\":{\"room\":\"bedroom\"},"
-			       "\"list\":[1,2,3],\"preview\":false,\"none\":null}\n");
+	                       "\"list\":[1,2,3],\"preview\":false,\"none\":null}\n");
 
 	assert_true(cJSON_IsObject(root));
 	assert_int_equal(cJSON_GetArraySize(root), 6);
@@ -76,8 +76,8 @@ static void
 test_parse_garbage(void **state)
 {
 	char why[80];
-	const char *texts[] = {"{not json", "{\"a\":}", "[1,]", "nul", "'single'", "\"\\x\"",
-			       "\"\\ud800\"", "{\"a\" 1}", "}"};
+	const char *texts[] = {"{not json", "{\"a\":}",    "[1,]",      "nul", "'single'",
+	                       "\"\\x\"",   "\"\\ud800\"", "{\"a\" 1}", "}"};
 
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
 		parse_bad(texts[i], strlen(texts[i]), why, sizeof(why));
@@ -223,15 +223,14 @@ static void
 test_parse_out_of_memory(void **state)
 {
 	static const char text[] = "{\"id\":\"i-42\",\"slots\":{\"room\":\"bed\\u00e9\"},"
-				   "\"v\":[1,2.5,true,null,\"x\"]}";
+	                           "\"v\":[1,2.5,true,null,\"x\"]}";
 	cJSON *root = NULL;
 	char why[80];
 	int rc;
 	long n;
 
 	hearth_alloc_fail_after(0);
-	assert_int_equal(hearth_json_parse(text, strlen(text), &root, why, sizeof(why)),
-			 -ENOMEM);
+	assert_int_equal(hearth_json_parse(text, strlen(text), &root, why, sizeof(why)), -ENOMEM);
 	assert_null(root);
 
 	/* fail each allocation in turn: out of memory is never reported as bad JSON */
@@ -262,8 +261,8 @@ test_parse_why_optional(void **state)
 /* ==== Getters ==== */
 
 static const char typed[] = "{\"s\":\"text\",\"n\":2.5,\"i\":-7,\"t\":true,\"f\":false,"
-			    "\"z\":null,\"o\":{\"k\":1},\"a\":[1],\"big\":1e300,"
-			    "\"min\":-9223372036854775808,\"two63\":9223372036854775808}";
+                            "\"z\":null,\"o\":{\"k\":1},\"a\":[1],\"big\":1e300,"
+                            "\"min\":-9223372036854775808,\"two63\":9223372036854775808}";
 
 static void
 test_get_matching_types(void **state)
@@ -434,7 +433,7 @@ static void
 test_equal_objects_key_order(void **state)
 {
 	assert_true(equal_text("{\"a\":1,\"b\":\"x\",\"c\":{\"d\":[true,null]}}",
-			       "{\"c\":{\"d\":[true,null]},\"b\":\"x\",\"a\":1}", 0));
+	                       "{\"c\":{\"d\":[true,null]},\"b\":\"x\",\"a\":1}", 0));
 	assert_false(equal_text("{\"a\":1,\"b\":2}", "{\"a\":1}", 0));
 	assert_false(equal_text("{\"a\":1}", "{\"A\":1}", 0));
 	assert_false(equal_text("{\"a\":1,\"b\":2}", "{\"a\":1,\"c\":2}", 0));
@@ -465,25 +464,25 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup(test_parse_ok, setup),
-		cmocka_unit_test_setup(test_parse_any_top_level, setup),
-		cmocka_unit_test_setup(test_parse_garbage, setup),
-		cmocka_unit_test_setup(test_parse_empty_and_truncated, setup),
-		cmocka_unit_test_setup(test_parse_trailing_garbage, setup),
-		cmocka_unit_test_setup(test_parse_embedded_nul, setup),
-		cmocka_unit_test_setup(test_parse_not_nul_terminated, setup),
-		cmocka_unit_test_setup(test_parse_huge_nesting, setup),
-		cmocka_unit_test_setup(test_parse_long_number, setup),
-		cmocka_unit_test_setup(test_parse_out_of_memory, setup),
-		cmocka_unit_test_setup(test_parse_why_optional, setup),
-		cmocka_unit_test_setup(test_get_matching_types, setup),
-		cmocka_unit_test_setup(test_get_type_mismatch, setup),
-		cmocka_unit_test_setup(test_get_missing_and_null, setup),
-		cmocka_unit_test_setup(test_type_name, setup),
-		cmocka_unit_test_setup(test_print, setup),
-		cmocka_unit_test_setup(test_equal_numbers_eps, setup),
-		cmocka_unit_test_setup(test_equal_objects_key_order, setup),
-		cmocka_unit_test_setup(test_equal_other_types, setup),
+	        cmocka_unit_test_setup(test_parse_ok, setup),
+	        cmocka_unit_test_setup(test_parse_any_top_level, setup),
+	        cmocka_unit_test_setup(test_parse_garbage, setup),
+	        cmocka_unit_test_setup(test_parse_empty_and_truncated, setup),
+	        cmocka_unit_test_setup(test_parse_trailing_garbage, setup),
+	        cmocka_unit_test_setup(test_parse_embedded_nul, setup),
+	        cmocka_unit_test_setup(test_parse_not_nul_terminated, setup),
+	        cmocka_unit_test_setup(test_parse_huge_nesting, setup),
+	        cmocka_unit_test_setup(test_parse_long_number, setup),
+	        cmocka_unit_test_setup(test_parse_out_of_memory, setup),
+	        cmocka_unit_test_setup(test_parse_why_optional, setup),
+	        cmocka_unit_test_setup(test_get_matching_types, setup),
+	        cmocka_unit_test_setup(test_get_type_mismatch, setup),
+	        cmocka_unit_test_setup(test_get_missing_and_null, setup),
+	        cmocka_unit_test_setup(test_type_name, setup),
+	        cmocka_unit_test_setup(test_print, setup),
+	        cmocka_unit_test_setup(test_equal_numbers_eps, setup),
+	        cmocka_unit_test_setup(test_equal_objects_key_order, setup),
+	        cmocka_unit_test_setup(test_equal_other_types, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

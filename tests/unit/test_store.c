@@ -63,9 +63,9 @@ static struct hearth_store_opts
 opts_for(const struct tmp *t, const char *home)
 {
 	struct hearth_store_opts o = {
-		.dir = t->dir,
-		.home_id = home,
-		.no_sync = true,
+	        .dir = t->dir,
+	        .home_id = home,
+	        .no_sync = true,
 	};
 	return o;
 }
@@ -572,18 +572,18 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_meta_roundtrip, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_episodes_newest_first, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_episodes_clock_back, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_episode_window, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_devices_put_delete, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_read_only_missing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_schema_newer_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_wrong_home_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_map_full_keeps_committed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_map_grows, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_alloc_failure, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_not_a_directory, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_meta_roundtrip, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_episodes_newest_first, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_episodes_clock_back, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_episode_window, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_devices_put_delete, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_read_only_missing, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_schema_newer_refused, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_wrong_home_refused, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_map_full_keeps_committed, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_map_grows, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_alloc_failure, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_not_a_directory, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
