@@ -357,14 +357,14 @@ sb_duration(struct sbuf *b, long long s)
 static void
 sb_size(struct sbuf *b, double bytes)
 {
-	if (bytes >= 1024.0 * 1024 * 1024)
-		sb_add(b, "%.1f GiB", bytes / (1024.0 * 1024 * 1024));
-	else if (bytes >= 1024.0 * 1024)
-		sb_add(b, "%.1f MiB", bytes / (1024.0 * 1024));
-	else if (bytes >= 1024)
-		sb_add(b, "%.0f KiB", bytes / 1024);
-	else
-		sb_add(b, "%.0f B", bytes);
+	static const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	int u = 0;
+
+	while (bytes >= 1024 && u < 4) {
+		bytes /= 1024;
+		u++;
+	}
+	sb_add(b, bytes == (double)(long long)bytes ? "%.0f %s" : "%.1f %s", bytes, unit[u]);
 }
 
 /* ==== Tables ==== */
