@@ -269,6 +269,7 @@ hearth_context_restore(hearth_context *c, const cJSON *rec)
 	static const hearth_outbox none = {0};
 	struct hearth_device *d;
 	const char *id;
+	const cJSON *st;
 	struct meta m;
 	char why[160];
 	int rc;
@@ -282,8 +283,14 @@ hearth_context_restore(hearth_context *c, const cJSON *rec)
 	d = get_or_add(c, id, &none, NULL);
 	if (!d)
 		return -ENOMEM;
-	/* Meta only: availability and state are not known until the device speaks. */
-	return set_meta(d, &m);
+	if ((rc = set_meta(d, &m)))
+		return rc;
+	/* The last known state (so a step is not skipped or confirmed blindly);
+	 * availability stays unknown until the device speaks again. */
+	st = cJSON_GetObjectItemCaseSensitive(rec, "state");
+	if (cJSON_IsObject(st) && !d->state)
+		d->state = cJSON_Duplicate(st, 1);
+	return 0;
 }
 
 static void
@@ -374,6 +381,8 @@ on_state(hearth_context *c, hearth_msg *msg, const hearth_now *now, const hearth
 	if (d->online < 0)
 		d->online = 1; /* a device that reports is alive until it says otherwise */
 	post_changed(out, d);
+	if (d->has_meta)
+		post_save(out, d->id, d); /* the last known state survives a restart */
 }
 
 static void
@@ -393,6 +402,8 @@ on_avail(hearth_context *c, hearth_msg *msg, const hearth_now *now, const hearth
 	d->online = online;
 	LOG_INFO("context", "device %s is %s", d->id, online ? "online" : "offline");
 	post_changed(out, d);
+	if (d->has_meta)
+		post_save(out, d->id, d);
 }
 
 void

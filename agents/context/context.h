@@ -43,9 +43,9 @@ void hearth_context_handle(hearth_context *c, hearth_msg *m, const hearth_now *n
 
 /*
  * Restore a device from its stored record (the JSON of hearth_device_json),
- * so the registry survives a restart before the devices speak again. Only
- * the announcement is restored: availability and state stay unknown (the
- * device is optimistic) until it reports. Returns 0 or a negative error.
+ * so the registry survives a restart before the devices speak again: the
+ * announcement and the last known state; availability stays unknown until
+ * the device speaks. Returns 0 or a negative error.
  */
 int hearth_context_restore(hearth_context *c, const cJSON *rec);
 

@@ -301,6 +301,13 @@ bind_steps(hearth_orch *o, const struct hearth_recipe *r, struct hearth_plan *p,
 				         offline++ ? "" : "Note:", dev_label(d));
 				continue;
 			}
+			if (strcmp(d->transport, "mqtt")) {
+				text_add(why_text,
+				         "%s %s speaks %s, which this hub cannot drive yet, and is "
+				         "left out. ",
+				         offline++ ? "" : "Note:", dev_label(d), d->transport);
+				continue;
+			}
 			st = &p->steps[n];
 			snprintf(st->id, sizeof(st->id), "%s", rs->id);
 			snprintf(st->device, sizeof(st->device), "%s", d->id);

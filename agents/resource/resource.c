@@ -236,11 +236,53 @@ compensate(hearth_resource *r, struct hearth_plan *p, const hearth_now *now,
 		}
 		if (st->state != HEARTH_STEP_CONFIRMED && st->state != HEARTH_STEP_FAILED)
 			continue;
-		if (!st->compensate || !st->prev || !st->prev->child)
-			continue; /* nothing captured to go back to, or not to be undone */
+		if (!st->compensate)
+			continue;
+		if (st->state == HEARTH_STEP_FAILED && st->prev &&
+		    reported(hearth_context_device(r->ctx, st->device), st->prev)) {
+			cJSON_Delete(st->prev); /* it never moved: nothing to undo */
+			st->prev = NULL;
+			continue;
+		}
+		if (!st->prev || !st->prev->child) {
+			if (st->state == HEARTH_STEP_CONFIRMED) {
+				hearth_free(st->note);
+				st->note = hearth_strdup(
+				        "left changed: its state before was never reported");
+			}
+			continue;
+		}
 		st->undoing = true;
 		st->attempts = 0;
 	}
+}
+
+/* After compensation: does st leave its device changed? A confirmed step
+ * did change it; a failed one may have, if something was captured to undo. */
+static bool
+still_changed(const struct hearth_step *st)
+{
+	if (!st->compensate)
+		return false;
+	if (st->state == HEARTH_STEP_CONFIRMED)
+		return true;
+	return st->state == HEARTH_STEP_FAILED && st->prev && st->prev->child;
+}
+
+/* The plan ends failed: say which devices were left changed, then the cause. */
+static void
+say_left(struct hearth_plan *p)
+{
+	char buf[512];
+	size_t n = (size_t)snprintf(buf, sizeof(buf), "could not put back:");
+
+	for (int i = 0; i < p->nsteps && n < sizeof(buf); i++)
+		if (still_changed(&p->steps[i]))
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n, " %s", p->steps[i].device);
+	if (n < sizeof(buf) && p->reason)
+		snprintf(buf + n, sizeof(buf) - n, " (after: %s)", p->reason);
+	hearth_free(p->reason);
+	p->reason = hearth_strdup(buf);
 }
 
 /* Move p forward: dispatch what is ready, notice the end. Returns true when
@@ -265,9 +307,7 @@ advance(hearth_resource *r, struct hearth_plan *p, const hearth_now *now, const 
 
 		open = open || step_open(st);
 		failed = failed || st->state == HEARTH_STEP_FAILED;
-		left = left ||
-		       (st->compensate && st->prev && st->prev->child &&
-		        (st->state == HEARTH_STEP_CONFIRMED || st->state == HEARTH_STEP_FAILED));
+		left = left || still_changed(st);
 	}
 	if (open)
 		return false;
@@ -277,12 +317,11 @@ advance(hearth_resource *r, struct hearth_plan *p, const hearth_now *now, const 
 	}
 	if (p->state == HEARTH_PLAN_RUNNING) {
 		compensate(r, p, now, out);
-		post_event(p, now, out);
 		return advance(r, p, now, out);
 	}
 	/* Compensating and nothing open: did every undo land? */
 	if (left)
-		set_reason(p, "some devices could not be put back: see the failed steps");
+		say_left(p);
 	finish(r, p, left ? HEARTH_PLAN_FAILED : HEARTH_PLAN_COMPENSATED, now, out);
 	return true;
 }

@@ -143,10 +143,10 @@ class MovieNightTest(harness.TestCase):
         self.assertEqual(self.phone.messages(f"{P}/device/+/set", since=mark), [])
 
     def test_v5_response_topic_and_preview(self):
+        self.phone.subscribe("phone/replies/#")
         mark = self.run_intent({"intent": "scene.movie_night", "slots": {"room": "living"},
                                 "preview": True},
                                response_topic="phone/replies/1", correlation=b"\x01corr-7")
-        self.phone.subscribe("phone/replies/#")
         reply = self.phone.wait_for(topic="phone/replies/1", since=mark,
                                     what="the reply on the v5 response topic")
         self.assertEqual(reply.correlation, b"\x01corr-7")
