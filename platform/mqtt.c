@@ -23,6 +23,8 @@ struct hearth_mqtt {
 	int port;
 	int keepalive;
 	uint32_t session_expiry;
+	char *will_topic;
+	bool will_retain;
 };
 
 static int
@@ -153,6 +155,7 @@ hearth_mqtt_new(const struct hearth_mqtt_opts *o, const struct hearth_mqtt_cb *c
 	return 0;
 
 fail_mosq:
+	hearth_free(m->will_topic);
 	mosquitto_destroy(m->mosq);
 fail_host:
 	hearth_free(m->host);
@@ -169,8 +172,18 @@ hearth_mqtt_free(hearth_mqtt *m)
 	if (!m)
 		return;
 	mosquitto_destroy(m->mosq);
+	hearth_free(m->will_topic);
 	hearth_free(m->host);
 	hearth_free(m);
+}
+
+int
+hearth_mqtt_set_will(hearth_mqtt *m, const char *payload)
+{
+	if (!m->will_topic)
+		return -EINVAL;
+	return map_rc(mosquitto_will_set_v5(m->mosq, m->will_topic, (int)strlen(payload), payload,
+	                                    1, m->will_retain, NULL));
 }
 
 int

@@ -64,6 +64,9 @@ void hearth_mqtt_free(hearth_mqtt *m);
 /* Open the TCP connection and queue CONNECT (first time and after a loss).
  * Returns 0 or a negative error; the CONNACK arrives through on_connect. */
 int hearth_mqtt_connect(hearth_mqtt *m);
+/* Replace the last will's payload (topic, QoS 1 and retain as in opts); it
+ * takes effect at the next hearth_mqtt_connect(). Returns 0 or an error. */
+int hearth_mqtt_set_will(hearth_mqtt *m, const char *payload);
 /* Send DISCONNECT (the broker then drops the last will). */
 int hearth_mqtt_disconnect(hearth_mqtt *m);
 

@@ -97,18 +97,24 @@ publish_json(hearth_hub *h, const char *topic, cJSON *body, bool retain, const v
 	hearth_free(text);
 }
 
+/* The <p>/status payload (also the last will). */
+static void
+status_json(char *buf, size_t len, const char *state)
+{
+	snprintf(buf, len, "{\"state\":\"%s\",\"version\":\"%s\",\"ts\":%lld}", state,
+	         HEARTH_VERSION, (long long)hearth_wall_ms());
+}
+
 static void
 publish_status(hearth_hub *h, const char *state)
 {
-	cJSON *o = cJSON_CreateObject();
+	char buf[160];
+	int rc;
 
-	if (!o)
-		return;
-	cJSON_AddStringToObject(o, "state", state);
-	cJSON_AddStringToObject(o, "version", HEARTH_VERSION);
-	cJSON_AddNumberToObject(o, "ts", (double)hearth_wall_ms());
-	publish_json(h, h->status_topic, o, true, NULL, 0);
-	cJSON_Delete(o);
+	status_json(buf, sizeof(buf), state);
+	rc = hearth_mqtt_publish(h->mqtt, h->status_topic, buf, (int)strlen(buf), 1, true, NULL, 0);
+	if (rc)
+		LOG_DEBUG("hub", "publish %s: %s", h->status_topic, hearth_strerror(rc));
 }
 
 /* A response topic from outside must be a plain topic: no wildcards. */
@@ -446,9 +452,13 @@ static void
 try_connect(void *ud)
 {
 	hearth_hub *h = ud;
+	char will[160];
 	int rc;
 
 	h->reconnect_timer = 0;
+	/* The will says when we were last seen alive: now. */
+	status_json(will, sizeof(will), "offline");
+	hearth_mqtt_set_will(h->mqtt, will);
 	rc = hearth_mqtt_connect(h->mqtt);
 	if (rc) {
 		LOG_WARN("hub", "cannot reach the broker at %s:%d: %s; retrying in %d ms",
@@ -770,8 +780,7 @@ hearth_hub_new(const struct hearth_config *cfg, hearth_hub **out, char *why, siz
 	if (h->sig_fd < 0 || (rc = hearth_loop_watch(h->loop, h->sig_fd, EPOLLIN, on_signal, h)))
 		goto fail_msg;
 
-	snprintf(will, sizeof(will), "{\"state\":\"offline\",\"version\":\"%s\",\"ts\":%lld}",
-	         HEARTH_VERSION, (long long)hearth_wall_ms());
+	status_json(will, sizeof(will), "offline");
 	mo.host = cfg->broker_host;
 	mo.port = cfg->broker_port;
 	mo.client_id = cfg->mqtt_client_id;
