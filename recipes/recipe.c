@@ -129,7 +129,7 @@ static int
 parse_step(struct pctx *p, struct hearth_recipe *r, const cJSON *js, int i)
 {
 	struct hearth_recipe_step *st = &r->steps[i];
-	char path[48], ref[40];
+	char path[48], ref[HEARTH_SLOT_NAME_MAX + 1];
 	const char *capname;
 	const cJSON *target;
 	long long timeout;
@@ -194,6 +194,15 @@ parse_step(struct pctx *p, struct hearth_recipe *r, const cJSON *js, int i)
 	return 0;
 }
 
+bool
+hearth_recipe_slot_value_ok(const char *type, const cJSON *v)
+{
+	if (!strcmp(type, "room") || !strcmp(type, "string"))
+		return cJSON_IsString(v) && v->valuestring[0] &&
+		       strlen(v->valuestring) <= HEARTH_SLOT_NAME_MAX;
+	return cJSON_IsNumber(v);
+}
+
 static int
 parse_slots(struct pctx *p, struct hearth_recipe *r, const cJSON *slots)
 {
@@ -239,6 +248,11 @@ parse_slots(struct pctx *p, struct hearth_recipe *r, const cJSON *slots)
 		if (rc && rc != -ENOENT)
 			return problem(p, "%srequired: must be true or false", path);
 		sl->def = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(s, "default"), 1);
+		if (sl->def && !hearth_recipe_slot_value_ok(sl->type, sl->def))
+			return problem(p, "%sdefault: must be a %s", path,
+			               (!strcmp(sl->type, "room") || !strcmp(sl->type, "string"))
+			                       ? "string of 1-64 characters"
+			                       : "number");
 	}
 	return 0;
 }
@@ -400,6 +414,15 @@ hearth_recipe_slot(const struct hearth_recipe *r, const char *name)
 
 /* ==== The book ==== */
 
+static bool
+book_has_id(const hearth_recipe_book *b, const char *id)
+{
+	for (int i = 0; i < b->n; i++)
+		if (!strcmp(b->items[i]->id, id))
+			return true;
+	return false;
+}
+
 static int
 read_file(const char *path, char **out, size_t *len)
 {
@@ -487,7 +510,7 @@ hearth_recipe_book_load(const char *dir, hearth_recipe_book **out,
 		}
 		e = hearth_recipe_parse(text, len, path, &r, line, sizeof(line));
 		hearth_free(text);
-		if (!e && hearth_recipe_book_find(b, r->id)) {
+		if (!e && book_has_id(b, r->id)) {
 			snprintf(line, sizeof(line),
 			         "%s: id: \"%s\" is already loaded from another file", path, r->id);
 			hearth_recipe_free(r);

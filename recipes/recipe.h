@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 #define HEARTH_STEP_TIMEOUT_DEFAULT_MS 10000
+#define HEARTH_SLOT_NAME_MAX           64 /* slot names, and room / string slot values */
 
 enum hearth_approval {
 	HEARTH_APPROVAL_AUTO,   /* only when policy says so */
@@ -63,6 +64,9 @@ struct hearth_recipe {
 int hearth_recipe_parse(const char *text, size_t len, const char *file, struct hearth_recipe **out,
                         char *why, size_t why_len);
 void hearth_recipe_free(struct hearth_recipe *r);
+
+/* Does v fit a slot of type (room and string: 1-64 characters; others: a number)? */
+bool hearth_recipe_slot_value_ok(const char *type, const cJSON *v);
 
 /* A recipe's slot called name, or NULL. */
 const struct hearth_recipe_slot *hearth_recipe_slot(const struct hearth_recipe *r,

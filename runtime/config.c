@@ -129,6 +129,8 @@ hearth_config_set_broker(struct hearth_config *c, const char *spec, char *why, s
 	if (hlen == 0 || hlen > 253)
 		goto bad;
 	if (colon) {
+		if (colon[1] < '0' || colon[1] > '9')
+			goto bad; /* strtol would take " 1883" and "+1883" */
 		errno = 0;
 		port = strtol(colon + 1, &end, 10);
 		if (errno || *end || end == colon + 1 || port < 1 || port > 65535)

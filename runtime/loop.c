@@ -169,19 +169,21 @@ hearth_loop_on_turn(hearth_loop *l, hearth_turn_fn fn, void *ud)
 static void
 run_timers(hearth_loop *l)
 {
-	int64_t now = hearth_mono_ms();
+	int64_t now =
+	        hearth_mono_ms(); /* Overdue timers fire earliest first; a fired timer is removed before
+	 * its callback, which may arm others. */
+	for (;;) {
+		struct timer t;
+		int first = -1;
 
-	/* A fired timer is removed before its callback, which may arm others. */
-	for (int i = 0; i < l->nt;) {
-		if (l->t[i].due <= now) {
-			struct timer t = l->t[i];
-
-			l->t[i] = l->t[--l->nt];
-			t.fn(t.ud);
-			i = 0;
-			continue;
-		}
-		i++;
+		for (int i = 0; i < l->nt; i++)
+			if (l->t[i].due <= now && (first < 0 || l->t[i].due < l->t[first].due))
+				first = i;
+		if (first < 0)
+			return;
+		t = l->t[first];
+		l->t[first] = l->t[--l->nt];
+		t.fn(t.ud);
 	}
 }
 

@@ -252,16 +252,14 @@ resolve_slots(const struct hearth_recipe *r, const cJSON *given, cJSON **out, ch
 			}
 			continue;
 		}
-		if ((!strcmp(s->type, "room") || !strcmp(s->type, "string")) &&
-		    (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) > 64)) {
-			snprintf(why, wl,
-			         "slot \"%s\" must be a %s name (a string of 1-64 characters)",
-			         s->name, s->type);
-			cJSON_Delete(slots);
-			return HEARTH_E_INVALID;
-		}
-		if (strcmp(s->type, "room") && strcmp(s->type, "string") && !cJSON_IsNumber(v)) {
-			snprintf(why, wl, "slot \"%s\" must be a number", s->name);
+		if (!hearth_recipe_slot_value_ok(s->type, v)) {
+			if (!strcmp(s->type, "room") || !strcmp(s->type, "string"))
+				snprintf(why, wl,
+				         "slot \"%s\" must be a %s name (a string of 1-64 "
+				         "characters)",
+				         s->name, s->type);
+			else
+				snprintf(why, wl, "slot \"%s\" must be a number", s->name);
 			cJSON_Delete(slots);
 			return HEARTH_E_INVALID;
 		}
@@ -284,9 +282,8 @@ bind_steps(hearth_orch *o, const struct hearth_recipe *r, struct hearth_plan *p,
 		const char *room = resolve_room(rs, p->slots);
 		int k = hearth_context_select(o->ctx, room, rs->cap, rs->kind, devs,
 		                              CONFIG_HEARTH_MAX_PLAN_STEPS);
-
 		for (int j = 0; j < k; j++) {
-			const struct hearth_device *d = devs[j];
+			const struct hearth_device *d;
 			struct hearth_step *st;
 			cJSON *cond;
 
@@ -296,16 +293,17 @@ bind_steps(hearth_orch *o, const struct hearth_recipe *r, struct hearth_plan *p,
 				         CONFIG_HEARTH_MAX_PLAN_STEPS);
 				return HEARTH_E_TOO_LARGE;
 			}
+			d = devs[j];
 			if (d->online == 0) {
-				text_add(why_text, "%s %s is offline and is left out. ",
-				         offline++ ? "" : "Note:", dev_label(d));
+				text_add(why_text, "%s%s is offline and is left out. ",
+				         offline++ ? "" : "Note: ", dev_label(d));
 				continue;
 			}
 			if (strcmp(d->transport, "mqtt")) {
 				text_add(why_text,
-				         "%s %s speaks %s, which this hub cannot drive yet, and is "
+				         "%s%s speaks %s, which this hub cannot drive yet, and is "
 				         "left out. ",
-				         offline++ ? "" : "Note:", dev_label(d), d->transport);
+				         offline++ ? "" : "Note: ", dev_label(d), d->transport);
 				continue;
 			}
 			st = &p->steps[n];

@@ -184,6 +184,17 @@ device_busy(const struct hearth_plan *p, int upto)
 	return false;
 }
 
+/* While compensating, undo a device's steps last first: each captured the
+ * values just before its own command. Does a later undo on the device wait? */
+static bool
+undo_waits(const struct hearth_plan *p, int i)
+{
+	for (int j = i + 1; j < p->nsteps; j++)
+		if (!strcmp(p->steps[j].device, p->steps[i].device) && p->steps[j].undoing)
+			return true;
+	return false;
+}
+
 static bool
 step_open(const struct hearth_step *st)
 {
@@ -221,7 +232,7 @@ compensate(hearth_resource *r, struct hearth_plan *p, const hearth_now *now,
 	p->state = HEARTH_PLAN_COMPENSATING;
 	for (int i = 0; i < p->nsteps; i++) {
 		struct hearth_step *st = &p->steps[i];
-
+		const struct hearth_device *d;
 		if (st->state == HEARTH_STEP_PENDING) {
 			st->state = HEARTH_STEP_SKIPPED;
 			hearth_free(st->note);
@@ -238,8 +249,15 @@ compensate(hearth_resource *r, struct hearth_plan *p, const hearth_now *now,
 			continue;
 		if (!st->compensate)
 			continue;
-		if (st->state == HEARTH_STEP_FAILED && st->prev &&
-		    reported(hearth_context_device(r->ctx, st->device), st->prev)) {
+		d = hearth_context_device(r->ctx, st->device);
+		if (d && d->online == 0) {
+			/* Nothing can be known or done about a device that is gone. */
+			if (!st->note &&
+			    (st->state == HEARTH_STEP_CONFIRMED || (st->prev && st->prev->child)))
+				st->note = hearth_strdup("offline: could not be put back");
+			continue;
+		}
+		if (st->state == HEARTH_STEP_FAILED && st->prev && reported(d, st->prev)) {
 			cJSON_Delete(st->prev); /* it never moved: nothing to undo */
 			st->prev = NULL;
 			continue;
@@ -275,10 +293,15 @@ say_left(struct hearth_plan *p)
 {
 	char buf[512];
 	size_t n = (size_t)snprintf(buf, sizeof(buf), "could not put back:");
+	for (int i = 0; i < p->nsteps && n < sizeof(buf); i++) {
+		bool named = false;
 
-	for (int i = 0; i < p->nsteps && n < sizeof(buf); i++)
-		if (still_changed(&p->steps[i]))
+		for (int j = 0; j < i; j++)
+			named = named || (still_changed(&p->steps[j]) &&
+			                  !strcmp(p->steps[j].device, p->steps[i].device));
+		if (still_changed(&p->steps[i]) && !named)
 			n += (size_t)snprintf(buf + n, sizeof(buf) - n, " %s", p->steps[i].device);
+	}
 	if (n < sizeof(buf) && p->reason)
 		snprintf(buf + n, sizeof(buf) - n, " (after: %s)", p->reason);
 	hearth_free(p->reason);
@@ -299,7 +322,7 @@ advance(hearth_resource *r, struct hearth_plan *p, const hearth_now *now, const 
 		    !device_busy(p, i))
 			dispatch(r, p, st, now, out);
 		else if (p->state == HEARTH_PLAN_COMPENSATING && st->undoing && st->attempts == 0 &&
-		         !device_busy(p, i))
+		         !undo_waits(p, i))
 			dispatch(r, p, st, now, out);
 	}
 	for (int i = 0; i < p->nsteps; i++) {

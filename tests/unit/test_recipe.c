@@ -1,0 +1,594 @@
+/*
+ * test_recipe.c - recipe documents and the recipe book. The built-in
+ * library must load clean. A recipe that is wrong anywhere is refused with
+ * one line that names the file, the JSON path of the field and what is
+ * wrong ("file: steps[0].args.brightness: ..."), because that line is all a
+ * recipe author gets. The book skips what does not load and reports it, in
+ * file-name order (fixtures in tests/unit/fixtures/recipes).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hearth_config.h"
+#include "platform/alloc.h"
+#include "platform/err.h"
+#include "recipes/capability.h"
+#include "recipes/recipe.h"
+
+#define FIXTURES HEARTH_SOURCE_DIR "/tests/unit/fixtures/recipes"
+
+/* ==== Reports from the book ==== */
+
+struct lines {
+	char *v[16];
+	int n;
+};
+
+static void
+collect(void *ud, const char *line)
+{
+	struct lines *l = ud;
+
+	if (l->n < 16)
+		l->v[l->n] = strdup(line);
+	l->n++;
+}
+
+static void
+lines_free(struct lines *l)
+{
+	for (int i = 0; i < l->n && i < 16; i++)
+		free(l->v[i]);
+	l->n = 0;
+}
+
+static void
+assert_contains(const char *hay, const char *needle)
+{
+	assert_non_null(hay);
+	if (!strstr(hay, needle))
+		fail_msg("\"%s\" does not contain \"%s\"", hay, needle);
+}
+
+/* ==== Parsing helpers ==== */
+
+static struct hearth_recipe *
+parse_ok(const char *text)
+{
+	struct hearth_recipe *r = NULL;
+	char why[512] = "";
+	int rc = hearth_recipe_parse(text, strlen(text), "t.json", &r, why, sizeof(why));
+
+	if (rc)
+		fail_msg("refused: %s", why);
+	assert_non_null(r);
+	return r;
+}
+
+/* The document must be refused with exactly this line. */
+static void
+parse_bad(const char *text, const char *want_why)
+{
+	struct hearth_recipe *r = (struct hearth_recipe *)1;
+	char why[512] = "";
+	int rc = hearth_recipe_parse(text, strlen(text), "t.json", &r, why, sizeof(why));
+
+	assert_int_equal(rc, HEARTH_E_INVALID);
+	assert_null(r);
+	if (strcmp(why, want_why))
+		fail_msg("got  \"%s\"\nwant \"%s\"", why, want_why);
+}
+
+/* A recipe document around one steps array (and optional extra top-level text). */
+static char *
+doc(const char *top, const char *steps)
+{
+	static char buf[4096];
+
+	snprintf(buf, sizeof(buf),
+	         "{\"id\":\"test.r\",\"version\":\"1\",\"intents\":[\"test.r\"],"
+	         "\"slots\":{\"room\":{\"type\":\"room\",\"required\":true}}%s%s,"
+	         "\"steps\":%s}",
+	         top[0] ? "," : "", top, steps);
+	return buf;
+}
+
+#define STEP_OK "{\"id\":\"a\",\"capability\":\"light.on_off\",\"args\":{\"on\":true}}"
+
+/* ==== Parsing ==== */
+
+static void
+test_parse_fields_and_defaults(void **state)
+{
+	struct hearth_recipe *r;
+	const struct hearth_recipe_slot *s;
+
+	r = parse_ok(doc("\"title\":\"Test\",\"unknown_field\":{\"x\":1}",
+	                 "[" STEP_OK ",{\"id\":\"b\",\"capability\":\"light.brightness\","
+	                 "\"target\":{\"room\":\"{room}\",\"kind\":\"light\"},"
+	                 "\"args\":{\"brightness\":30,\"on\":true},"
+	                 "\"holds\":{\"brightness\":{\"max\":30},\"on\":true},"
+	                 "\"timeout_ms\":2500,\"compensate\":false}]"));
+	assert_string_equal(r->id, "test.r");
+	assert_string_equal(r->version, "1");
+	assert_string_equal(r->title, "Test");
+	assert_string_equal(r->file, "t.json");
+	assert_int_equal(r->nintents, 1);
+	assert_string_equal(r->intents[0], "test.r");
+	assert_int_equal(r->approval, HEARTH_APPROVAL_AUTO);
+	assert_int_equal(r->nslots, 1);
+	s = hearth_recipe_slot(r, "room");
+	assert_non_null(s);
+	assert_string_equal(s->type, "room");
+	assert_true(s->required);
+	assert_null(s->def);
+	assert_null(hearth_recipe_slot(r, "level"));
+
+	assert_int_equal(r->nsteps, 2);
+	/* defaults */
+	assert_string_equal(r->steps[0].id, "a");
+	assert_int_equal(r->steps[0].cap, hearth_capability_find("light.on_off"));
+	assert_null(r->steps[0].room);
+	assert_null(r->steps[0].kind);
+	assert_null(r->steps[0].holds);
+	assert_int_equal(r->steps[0].timeout_ms, HEARTH_STEP_TIMEOUT_DEFAULT_MS);
+	assert_true(r->steps[0].compensate);
+	/* everything given */
+	assert_string_equal(r->steps[1].room, "{room}");
+	assert_string_equal(r->steps[1].kind, "light");
+	assert_int_equal(cJSON_GetArraySize(r->steps[1].args), 2);
+	assert_non_null(r->steps[1].holds);
+	assert_int_equal(r->steps[1].timeout_ms, 2500);
+	assert_false(r->steps[1].compensate);
+	hearth_recipe_free(r);
+
+	r = parse_ok("{\"id\":\"test.x\",\"version\":\"2\",\"intents\":[\"a.b\",\"c.d\"],"
+	             "\"approval\":\"always\",\"slots\":{\"level\":{\"type\":\"percent\","
+	             "\"default\":40}},\"steps\":[" STEP_OK "]}");
+	assert_int_equal(r->approval, HEARTH_APPROVAL_ALWAYS);
+	assert_int_equal(r->nintents, 2);
+	assert_string_equal(r->intents[1], "c.d");
+	s = hearth_recipe_slot(r, "level");
+	assert_false(s->required);
+	assert_true(cJSON_IsNumber(s->def) && s->def->valuedouble == 40);
+	assert_null(r->title);
+	hearth_recipe_free(r);
+}
+
+static void
+test_parse_missing_id(void **state)
+{
+	parse_bad("{\"version\":\"1\",\"intents\":[\"x\"],\"steps\":[" STEP_OK "]}",
+	          "t.json: id: is required (a string)");
+	parse_bad("{\"id\":7,\"version\":\"1\",\"intents\":[\"x\"],\"steps\":[" STEP_OK "]}",
+	          "t.json: id: must be a string");
+}
+
+static void
+test_parse_bad_id(void **state)
+{
+	static const char *const ids[] = {"bad id", "a/b", "scene#1", ""};
+
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		char text[512];
+
+		snprintf(text, sizeof(text),
+		         "{\"id\":\"%s\",\"version\":\"1\",\"intents\":[\"x\"],\"steps\":[" STEP_OK
+		         "]}",
+		         ids[i]);
+		parse_bad(text, "t.json: id: must be 1-64 characters of A-Z a-z 0-9 _ . -");
+	}
+	parse_bad(doc("",
+	              "[{\"id\":\"a b\",\"capability\":\"light.on_off\",\"args\":{\"on\":true}}]"),
+	          "t.json: steps[0].id: must be 1-64 characters of A-Z a-z 0-9 _ . -");
+}
+
+static void
+test_parse_unknown_capability(void **state)
+{
+	parse_bad(doc("", "[" STEP_OK ",{\"id\":\"b\",\"capability\":\"light.disco\","
+	                  "\"args\":{\"on\":true}}]"),
+	          "t.json: steps[1].capability: unknown capability \"light.disco\"");
+	parse_bad(doc("", "[{\"id\":\"b\",\"args\":{\"on\":true}}]"),
+	          "t.json: steps[0].capability: is required (a capability name)");
+}
+
+static void
+test_parse_sensor_capability(void **state)
+{
+	parse_bad(doc("", "[{\"id\":\"a\",\"capability\":\"sensor.motion\","
+	                  "\"args\":{\"motion\":true}}]"),
+	          "t.json: steps[0].capability: \"sensor.motion\" is a sensor and cannot be "
+	          "commanded");
+}
+
+static void
+test_parse_args_out_of_range(void **state)
+{
+	parse_bad(doc("", "[{\"id\":\"a\",\"capability\":\"light.brightness\","
+	                  "\"args\":{\"brightness\":150}}]"),
+	          "t.json: steps[0].args.brightness: brightness must be a number from 0 to 100");
+	parse_bad(doc("", "[{\"id\":\"a\",\"capability\":\"light.on_off\","
+	                  "\"args\":{\"on\":\"yes\"}}]"),
+	          "t.json: steps[0].args.on: on must be true or false");
+	parse_bad(doc("", "[{\"id\":\"a\",\"capability\":\"climate.setpoint\","
+	                  "\"args\":{\"setpoint\":2}}]"),
+	          "t.json: steps[0].args.setpoint: setpoint must be a number from 5 to 35");
+}
+
+static void
+test_parse_args_unknown_property(void **state)
+{
+	parse_bad(doc("", "[{\"id\":\"a\",\"capability\":\"light.on_off\","
+	                  "\"args\":{\"on\":true,\"sparkle\":3}}]"),
+	          "t.json: steps[0].args.sparkle: no capability has this property");
+	parse_bad(doc("", "[{\"id\":\"a\",\"capability\":\"light.on_off\",\"args\":{}}]"),
+	          "t.json: steps[0].args: must be a non-empty object of properties");
+	parse_bad(doc("", "[{\"id\":\"a\",\"capability\":\"light.on_off\"}]"),
+	          "t.json: steps[0].args: must be a non-empty object of properties");
+}
+
+static void
+test_parse_holds_bound(void **state)
+{
+	parse_bad(doc("",
+	              "[{\"id\":\"a\",\"capability\":\"light.brightness\","
+	              "\"args\":{\"brightness\":30},\"holds\":{\"brightness\":{\"below\":30}}}]"),
+	          "t.json: steps[0].holds.brightness: a bound is {\"max\":N} or {\"min\":N}");
+	parse_bad(doc("",
+	              "[{\"id\":\"a\",\"capability\":\"light.brightness\","
+	              "\"args\":{\"brightness\":30},\"holds\":{\"brightness\":{\"max\":\"30\"}}}]"),
+	          "t.json: steps[0].holds.brightness: a bound is {\"max\":N} or {\"min\":N}");
+	parse_bad(doc("", "[{\"id\":\"a\",\"capability\":\"light.brightness\","
+	                  "\"args\":{\"brightness\":30},\"holds\":{\"glow\":true}}]"),
+	          "t.json: steps[0].holds.glow: no capability has this property");
+	/* a plain value in holds is checked like an arg */
+	parse_bad(doc("", "[{\"id\":\"a\",\"capability\":\"light.brightness\","
+	                  "\"args\":{\"brightness\":30},\"holds\":{\"brightness\":300}}]"),
+	          "t.json: steps[0].holds.brightness: brightness must be a number from 0 to 100");
+}
+
+static void
+test_parse_timeout_range(void **state)
+{
+	static const struct {
+		const char *value, *why;
+	} bad[] = {
+	        {"5", "t.json: steps[0].timeout_ms: must be from 10 to 3600000"},
+	        {"3600001", "t.json: steps[0].timeout_ms: must be from 10 to 3600000"},
+	        {"-1", "t.json: steps[0].timeout_ms: must be from 10 to 3600000"},
+	        {"1.5", "t.json: steps[0].timeout_ms: must be a whole number of milliseconds"},
+	        {"\"10s\"", "t.json: steps[0].timeout_ms: must be a whole number of milliseconds"},
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char steps[256];
+
+		snprintf(steps, sizeof(steps),
+		         "[{\"id\":\"a\",\"capability\":\"light.on_off\",\"args\":{\"on\":true},"
+		         "\"timeout_ms\":%s}]",
+		         bad[i].value);
+		parse_bad(doc("", steps), bad[i].why);
+	}
+	/* the bounds themselves are fine */
+	hearth_recipe_free(parse_ok(doc("", "[{\"id\":\"a\",\"capability\":\"light.on_off\","
+	                                    "\"args\":{\"on\":true},\"timeout_ms\":10},"
+	                                    "{\"id\":\"b\",\"capability\":\"light.on_off\","
+	                                    "\"args\":{\"on\":true},\"timeout_ms\":3600000}]")));
+}
+
+static void
+test_parse_duplicate_step_ids(void **state)
+{
+	parse_bad(doc("", "[" STEP_OK ",{\"id\":\"b\",\"capability\":\"light.on_off\","
+	                  "\"args\":{\"on\":false}}," STEP_OK "]"),
+	          "t.json: steps[2].id: \"a\" is used by steps[0] too");
+}
+
+static void
+test_parse_undeclared_slot(void **state)
+{
+	parse_bad(doc("", "[{\"id\":\"a\",\"capability\":\"light.on_off\","
+	                  "\"target\":{\"room\":\"{area}\"},\"args\":{\"on\":true}}]"),
+	          "t.json: steps[0].target.room: refers to slot \"area\", which slots does not "
+	          "declare");
+	parse_bad(doc("", "[{\"id\":\"a\",\"capability\":\"light.on_off\","
+	                  "\"target\":{\"room\":7},\"args\":{\"on\":true}}]"),
+	          "t.json: steps[0].target.room: must be a string");
+	parse_bad(doc("", "[{\"id\":\"a\",\"capability\":\"light.on_off\","
+	                  "\"target\":\"living\",\"args\":{\"on\":true}}]"),
+	          "t.json: steps[0].target: must be an object");
+	/* a literal room is not a slot reference */
+	hearth_recipe_free(
+	        parse_ok(doc("", "[{\"id\":\"a\",\"capability\":\"light.on_off\","
+	                         "\"target\":{\"room\":\"hall\"},\"args\":{\"on\":true}}]")));
+}
+
+static void
+test_parse_undeclared_long_slot(void **state)
+{
+	/*
+	 * Regression (fixed): recipe.c parse_step() (line 132) checks slot references through
+	 * a 40-byte buffer (ref[40]) and slot_ref() gives up on longer names,
+	 * so "{<a 40-64 character name>}" naming no declared slot passes
+	 * validation although slot names may be 64 characters long. At run
+	 * time the orchestrator's resolve_room() finds no such slot, returns
+	 * NULL, and the step then selects devices in the whole home. Size ref
+	 * as HEARTH_ID_MAX + 1 (and refuse a "{...}" that is not a valid slot
+	 * name).
+	 */
+	parse_bad(doc("", "[{\"id\":\"a\",\"capability\":\"light.on_off\",\"target\":{\"room\":"
+	                  "\"{a_rather_long_slot_name_for_the_room_to_use}\"},"
+	                  "\"args\":{\"on\":true}}]"),
+	          "t.json: steps[0].target.room: refers to slot "
+	          "\"a_rather_long_slot_name_for_the_room_to_use\", which slots does not declare");
+}
+
+static void
+test_parse_slot_default_checked(void **state)
+{
+	static const char *const bad[] = {
+	        "{\"room\":{\"type\":\"room\",\"default\":5}}",
+	        "{\"room\":{\"type\":\"room\",\"default\":\"\"}}",
+	        "{\"level\":{\"type\":\"percent\",\"default\":\"high\"}}",
+	};
+
+	/*
+	 * Regression (fixed): recipe.c parse_slots() (line 241) copies a slot's "default"
+	 * without checking it against the slot's type. A recipe with
+	 * {"type":"room","default":5} loads, and every intent that leaves the
+	 * slot out is then refused with "bad_request" (slot "room" must be a
+	 * room name), blaming the user's request for the recipe's mistake.
+	 * Check defaults at load time as resolve_slots() checks given values.
+	 */
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[512], why[512] = "";
+		struct hearth_recipe *r = NULL;
+
+		snprintf(text, sizeof(text),
+		         "{\"id\":\"t\",\"version\":\"1\",\"intents\":[\"t\"],\"slots\":%s,"
+		         "\"steps\":[" STEP_OK "]}",
+		         bad[i]);
+		assert_int_equal(
+		        hearth_recipe_parse(text, strlen(text), "t.json", &r, why, sizeof(why)),
+		        HEARTH_E_INVALID);
+		assert_null(r);
+		assert_contains(why, "t.json: slots.");
+		assert_contains(why, ".default: ");
+	}
+}
+
+static void
+test_parse_bad_approval(void **state)
+{
+	parse_bad(doc("\"approval\":\"sometimes\"", "[" STEP_OK "]"),
+	          "t.json: approval: must be \"auto\", \"always\" or \"never\"");
+	parse_bad(doc("\"approval\":true", "[" STEP_OK "]"), "t.json: approval: must be a string");
+}
+
+static void
+test_parse_empty_steps(void **state)
+{
+	parse_bad(doc("", "[]"), "t.json: steps: must be a non-empty array");
+	parse_bad(doc("", "{}"), "t.json: steps: must be a non-empty array");
+	parse_bad("{\"id\":\"t\",\"version\":\"1\",\"intents\":[\"t\"]}",
+	          "t.json: steps: must be a non-empty array");
+	parse_bad(doc("", "[" STEP_OK ",3]"), "t.json: steps[1]: must be an object");
+}
+
+static void
+test_parse_too_many_steps(void **state)
+{
+	size_t cap = (CONFIG_HEARTH_MAX_PLAN_STEPS + 1) * 80 + 128, len;
+	char *text = malloc(cap), want[128];
+
+	assert_non_null(text);
+	len = (size_t)snprintf(text, cap,
+	                       "{\"id\":\"t\",\"version\":\"1\",\"intents\":[\"t\"],"
+	                       "\"steps\":[");
+	for (int i = 0; i <= CONFIG_HEARTH_MAX_PLAN_STEPS; i++)
+		len += (size_t)snprintf(text + len, cap - len,
+		                        "%s{\"id\":\"s%d\",\"capability\":\"light.on_off\","
+		                        "\"args\":{\"on\":true}}",
+		                        i ? "," : "", i);
+	snprintf(text + len, cap - len, "]}");
+	snprintf(want, sizeof(want), "t.json: steps: %d steps, at most %d are allowed",
+	         CONFIG_HEARTH_MAX_PLAN_STEPS + 1, CONFIG_HEARTH_MAX_PLAN_STEPS);
+	parse_bad(text, want);
+	free(text);
+}
+
+static void
+test_parse_other_problems(void **state)
+{
+	parse_bad("[1,2]", "t.json: (top): a recipe is a JSON object");
+	parse_bad("{\"id\":\"t\",\"intents\":[\"t\"],\"steps\":[" STEP_OK "]}",
+	          "t.json: version: is required (a string)");
+	parse_bad("{\"id\":\"t\",\"version\":\"1\",\"steps\":[" STEP_OK "]}",
+	          "t.json: intents: is required (the intent names this recipe serves)");
+	parse_bad("{\"id\":\"t\",\"version\":\"1\",\"intents\":[],\"steps\":[" STEP_OK "]}",
+	          "t.json: intents: must name at least one intent");
+	parse_bad("{\"id\":\"t\",\"version\":\"1\",\"intents\":[\"a\",5],\"steps\":[" STEP_OK "]}",
+	          "t.json: intents[1]: must be a string");
+	parse_bad("{\"id\":\"t\",\"version\":\"1\",\"intents\":[\"t\"],"
+	          "\"slots\":{\"room\":{\"type\":\"place\"}},\"steps\":[" STEP_OK "]}",
+	          "t.json: slots.room.type: \"place\" is not one of room, string, number, "
+	          "percent, temperature");
+	parse_bad("{\"id\":\"t\",\"version\":\"1\",\"intents\":[\"t\"],"
+	          "\"slots\":{\"room\":{\"type\":\"room\",\"required\":1}},\"steps\":[" STEP_OK
+	          "]}",
+	          "t.json: slots.room.required: must be true or false");
+	parse_bad(doc("", "[{\"id\":\"a\",\"capability\":\"light.on_off\",\"args\":{\"on\":true},"
+	                  "\"compensate\":\"no\"}]"),
+	          "t.json: steps[0].compensate: must be true or false");
+}
+
+static void
+test_parse_not_json(void **state)
+{
+	struct hearth_recipe *r = (struct hearth_recipe *)1;
+	char why[256] = "";
+	const char *text = "{\"id\":\"x\", this is not JSON";
+
+	assert_int_equal(hearth_recipe_parse(text, strlen(text), "t.json", &r, why, sizeof(why)),
+	                 HEARTH_E_BAD_JSON);
+	assert_null(r);
+	assert_int_equal(strncmp(why, "t.json: ", 8), 0);
+	assert_true(strlen(why) > 8);
+}
+
+/* ==== The book ==== */
+
+static void
+test_builtin_library_loads_clean(void **state)
+{
+	struct lines problems = {0};
+	hearth_recipe_book *b = NULL;
+	const struct hearth_recipe *r;
+	char why[256] = "";
+
+	assert_int_equal(hearth_recipe_book_load(HEARTH_RECIPES_DIR, &b, collect, &problems, why,
+	                                         sizeof(why)),
+	                 0);
+	for (int i = 0; i < problems.n && i < 16; i++)
+		print_error("problem: %s\n", problems.v[i]);
+	assert_int_equal(problems.n, 0);
+	assert_true(hearth_recipe_book_count(b) >= 1);
+	for (int i = 0; i < hearth_recipe_book_count(b); i++) {
+		r = hearth_recipe_book_at(b, i);
+		assert_non_null(r);
+		assert_true(r->nintents >= 1);
+		assert_true(r->nsteps >= 1);
+	}
+	assert_null(hearth_recipe_book_at(b, -1));
+	assert_null(hearth_recipe_book_at(b, hearth_recipe_book_count(b)));
+
+	r = hearth_recipe_book_find(b, "scene.movie_night");
+	assert_non_null(r);
+	assert_contains(r->file, "scene.movie_night.json");
+	assert_non_null(hearth_recipe_slot(r, "room"));
+	assert_true(hearth_recipe_slot(r, "room")->required);
+	assert_int_equal(r->nsteps, 3);
+	assert_non_null(r->steps[0].holds);
+	assert_null(hearth_recipe_book_find(b, "scene.nothing_like_this"));
+	hearth_recipe_book_free(b);
+	lines_free(&problems);
+}
+
+static void
+test_book_skips_and_reports(void **state)
+{
+	struct lines problems = {0};
+	hearth_recipe_book *b = NULL;
+	const struct hearth_recipe *r;
+	char why[256] = "";
+
+	assert_int_equal(hearth_recipe_book_load(FIXTURES "/mixed", &b, collect, &problems, why,
+	                                         sizeof(why)),
+	                 0);
+	assert_int_equal(hearth_recipe_book_count(b), 1);
+	r = hearth_recipe_book_find(b, "test.also_good");
+	assert_non_null(r);
+	assert_string_equal(r->id, "test.good");
+	assert_string_equal(r->version, "1.2.0"); /* the first one stays */
+	assert_int_equal(r->approval, HEARTH_APPROVAL_NEVER);
+	assert_int_equal(r->steps[0].timeout_ms, 2500);
+	assert_false(r->steps[0].compensate);
+
+	/* one line per problem, in file-name order, each naming its file */
+	assert_int_equal(problems.n, 3);
+	assert_contains(problems.v[0], FIXTURES "/mixed/20-notjson.json: ");
+	assert_contains(problems.v[1], FIXTURES "/mixed/30-invalid.json: steps[0].capability: "
+	                                        "unknown capability \"light.disco\"");
+	assert_contains(problems.v[2], FIXTURES "/mixed/40-dup.json: id: \"test.good\" is already "
+	                                        "loaded from another file");
+	hearth_recipe_book_free(b);
+	lines_free(&problems);
+
+	/* a report callback is optional */
+	assert_int_equal(
+	        hearth_recipe_book_load(FIXTURES "/mixed", &b, NULL, NULL, why, sizeof(why)), 0);
+	assert_int_equal(hearth_recipe_book_count(b), 1);
+	hearth_recipe_book_free(b);
+}
+
+static void
+test_book_duplicate_ids(void **state)
+{
+	struct lines problems = {0};
+	hearth_recipe_book *b = NULL;
+	char why[256] = "";
+
+	/*
+	 * Regression (fixed): recipe.c hearth_recipe_book_load() (line 490) looks for an
+	 * already loaded id with hearth_recipe_book_find(b, r->id), which
+	 * matches *intents*, not ids. So 2.json, whose id "test.same" is
+	 * already loaded from 1.json, loads (its intents differ), while
+	 * 3.json, whose id "test.one" is new, is refused because 1.json serves
+	 * an intent of that name. Compare r->id with the loaded recipes' ids.
+	 */
+	assert_int_equal(hearth_recipe_book_load(FIXTURES "/dup_ids", &b, collect, &problems, why,
+	                                         sizeof(why)),
+	                 0);
+	assert_int_equal(hearth_recipe_book_count(b), 2);
+	assert_string_equal(hearth_recipe_book_at(b, 0)->id, "test.same");
+	assert_string_equal(hearth_recipe_book_at(b, 0)->version, "1");
+	assert_string_equal(hearth_recipe_book_at(b, 1)->id, "test.one");
+	assert_null(hearth_recipe_book_find(b, "test.two"));
+	assert_int_equal(problems.n, 1);
+	assert_contains(problems.v[0], "/dup_ids/2.json: id: \"test.same\" is already loaded");
+	hearth_recipe_book_free(b);
+	lines_free(&problems);
+}
+
+static void
+test_book_missing_folder(void **state)
+{
+	hearth_recipe_book *b = (hearth_recipe_book *)1;
+	char why[256] = "";
+
+	assert_true(hearth_recipe_book_load(FIXTURES "/no-such-folder", &b, NULL, NULL, why,
+	                                    sizeof(why)) < 0);
+	assert_null(b);
+	assert_contains(why, "cannot read recipe folder");
+	assert_contains(why, "no-such-folder");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_parse_fields_and_defaults),
+	        cmocka_unit_test(test_parse_missing_id),
+	        cmocka_unit_test(test_parse_bad_id),
+	        cmocka_unit_test(test_parse_unknown_capability),
+	        cmocka_unit_test(test_parse_sensor_capability),
+	        cmocka_unit_test(test_parse_args_out_of_range),
+	        cmocka_unit_test(test_parse_args_unknown_property),
+	        cmocka_unit_test(test_parse_holds_bound),
+	        cmocka_unit_test(test_parse_timeout_range),
+	        cmocka_unit_test(test_parse_duplicate_step_ids),
+	        cmocka_unit_test(test_parse_undeclared_slot),
+	        cmocka_unit_test(test_parse_undeclared_long_slot),
+	        cmocka_unit_test(test_parse_slot_default_checked),
+	        cmocka_unit_test(test_parse_bad_approval),
+	        cmocka_unit_test(test_parse_empty_steps),
+	        cmocka_unit_test(test_parse_too_many_steps),
+	        cmocka_unit_test(test_parse_other_problems),
+	        cmocka_unit_test(test_parse_not_json),
+	        cmocka_unit_test(test_builtin_library_loads_clean),
+	        cmocka_unit_test(test_book_skips_and_reports),
+	        cmocka_unit_test(test_book_duplicate_ids),
+	        cmocka_unit_test(test_book_missing_folder),
+	};
+
+	hearth_alloc_init();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
