@@ -346,7 +346,7 @@ write_rationale(hearth_orch *o, const struct hearth_recipe *r, struct hearth_pla
 	const char *room = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(p->slots, "room"))
 	                           ? cJSON_GetObjectItemCaseSensitive(p->slots, "room")->valuestring
 	                           : NULL;
-	int todo = 0, skipped = 0;
+	int acting = 0, skipped = 0;
 
 	text_add(t, "%s%s%s: ", r->title ? r->title : r->id, room ? " in " : "", room ? room : "");
 	for (int i = 0; i < p->nsteps; i++) {
@@ -355,13 +355,13 @@ write_rationale(hearth_orch *o, const struct hearth_recipe *r, struct hearth_pla
 
 		if (st->state == HEARTH_STEP_SKIPPED)
 			continue;
-		text_add(t, "%s%s (%s) to ", todo++ ? "; set " : "set ",
+		text_add(t, "%s%s (%s) to ", acting++ ? "; set " : "set ",
 		         d ? dev_label(d) : st->device, st->id);
 		text_args(t, st->args);
 		if (st->optimistic)
 			text_add(t, " (it does not report state, so it is trusted when sent)");
 	}
-	if (!todo)
+	if (!acting)
 		text_add(t, "nothing to do");
 	text_add(t, ". ");
 	for (int i = 0; i < p->nsteps; i++) {
@@ -375,7 +375,7 @@ write_rationale(hearth_orch *o, const struct hearth_recipe *r, struct hearth_pla
 	}
 	if (skipped)
 		text_add(t, ". ");
-	if (!todo)
+	if (!acting)
 		text_add(t, "Every step already holds, so the plan is complete. ");
 	if (notes && notes[0])
 		text_add(t, "%s", notes);
