@@ -60,7 +60,8 @@ struct hearth_hub {
 	char status_topic[112];
 	int lock_fd;
 	int sig_fd;
-	int mqtt_fd; /* watched socket, -1 when none */
+	int mqtt_fd;          /* watched socket, -1 when none */
+	uint32_t mqtt_events; /* what the loop watches it for */
 	bool connected;
 	bool stopping;
 	int reconnect_ms; /* current backoff */
@@ -416,10 +417,12 @@ watch_mqtt(hearth_hub *h)
 {
 	int fd = hearth_mqtt_socket(h->mqtt);
 	uint32_t ev = EPOLLIN | (hearth_mqtt_want_write(h->mqtt) ? EPOLLOUT : 0);
-
+	if (fd == h->mqtt_fd && ev == h->mqtt_events)
+		return; /* nothing changed: spare the syscall on the hot path */
 	if (fd != h->mqtt_fd && h->mqtt_fd >= 0)
 		hearth_loop_unwatch(h->loop, h->mqtt_fd);
 	h->mqtt_fd = fd;
+	h->mqtt_events = ev;
 	if (fd >= 0)
 		hearth_loop_watch(h->loop, fd, ev, on_mqtt_io, h);
 }
@@ -441,6 +444,7 @@ lost(hearth_hub *h)
 	if (h->mqtt_fd >= 0)
 		hearth_loop_unwatch(h->loop, h->mqtt_fd);
 	h->mqtt_fd = -1;
+	h->mqtt_events = 0;
 	if (h->connected && !h->stopping)
 		LOG_WARN("hub", "lost the broker at %s:%d; reconnecting", h->cfg->broker_host,
 		         h->cfg->broker_port);
