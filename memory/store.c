@@ -17,6 +17,7 @@
  * it keeps mean.
  */
 #include "memory/store.h"
+#include "memory/store_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -39,23 +40,46 @@
 
 enum op_kind {
 	OP_EPISODE,
-	OP_DEVICE_PUT,
-	OP_DEVICE_DEL,
+	OP_PUT,
+	OP_DEL,
+	OP_APPLY,
 };
 
 /* One queued write: key and value copied into one block. */
 struct op {
 	enum op_kind kind;
+	enum hearth_db db;
+	store__apply_fn apply; /* OP_APPLY: runs in the flush txn with the value bytes */
 	size_t klen;
 	size_t vlen;
 	unsigned char data[]; /* klen bytes of key, then vlen bytes of value */
 };
 
+/* The named databases, in enum hearth_db order (DESIGN.md section 3). */
+static const char *const db_names[HEARTH_DB_COUNT] = {
+        [HEARTH_DB_META] = "meta",
+        [HEARTH_DB_EPISODES] = "episodes",
+        [HEARTH_DB_DEVICES] = "devices",
+        [HEARTH_DB_SEMANTIC] = "semantic",
+        [HEARTH_DB_CONSTRAINTS] = "constraints",
+        [HEARTH_DB_RECIPES] = "recipes",
+        [HEARTH_DB_JOURNAL] = "journal",
+        [HEARTH_DB_CONSENTS] = "consents",
+        [HEARTH_DB_AUDIT] = "audit",
+        [HEARTH_DB_SECRETS] = "secrets",
+};
+
+struct hook {
+	store__commit_fn fn;
+	void *ud;
+};
+
 struct hearth_store {
 	MDB_env *env;
-	MDB_dbi meta;
-	MDB_dbi episodes;
-	MDB_dbi devices;
+	MDB_dbi dbi[HEARTH_DB_COUNT];
+	bool have[HEARTH_DB_COUNT]; /* read-only opens of older stores may lack some */
+	struct hook hooks[8];
+	int nhooks;
 	char *dir;
 	size_t map_max;
 	long episodes_max;
@@ -63,6 +87,7 @@ struct hearth_store {
 	uint64_t next_seq; /* sequence of the next episode key */
 
 	int schema_version;
+	int migrated_from; /* schema migrated from at this open, or 0 */
 	char home_id[HOME_ID_MAX + 1];
 	int64_t created_at;
 
@@ -255,12 +280,36 @@ parse_i64(const char *s, int64_t *out)
 static int
 migrate(hearth_store *st, MDB_txn *txn, int from, char *why, size_t why_len)
 {
+	char num[32];
+	int rc;
+
 	switch (from) {
+	case 1:
+		/* 1 -> 2: the databases of DESIGN.md section 3 beyond meta, episodes
+		 * and devices (open_dbs created them in this transaction); records
+		 * of version 1 keep their form. */
+	case 2:
+		break;
 	default:
 		say(why, why_len, "store %s has schema %d, which this hearth cannot migrate to %d",
 		    st->dir, from, HEARTH_SCHEMA_VERSION);
 		return HEARTH_E_SCHEMA;
 	}
+	snprintf(num, sizeof(num), "%d", HEARTH_SCHEMA_VERSION);
+	rc = meta_put(txn, st->dbi[HEARTH_DB_META], "schema_version", num);
+	if (rc == MDB_SUCCESS) {
+		snprintf(num, sizeof(num), "%d", from);
+		rc = meta_put(txn, st->dbi[HEARTH_DB_META], "migrated_from", num);
+	}
+	if (rc != MDB_SUCCESS) {
+		say(why, why_len, "cannot migrate store %s: %s", st->dir, mdb_strerror(rc));
+		return map_err(rc);
+	}
+	LOG_INFO("store", "store %s migrated from schema %d to %d", st->dir, from,
+	         HEARTH_SCHEMA_VERSION);
+	st->migrated_from = from;
+	st->schema_version = HEARTH_SCHEMA_VERSION;
+	return 0;
 }
 
 static int
@@ -273,12 +322,12 @@ meta_create(hearth_store *st, MDB_txn *txn, const char *home_id)
 	st->created_at = hearth_wall_ms();
 	snprintf(st->home_id, sizeof(st->home_id), "%s", home_id);
 	snprintf(num, sizeof(num), "%d", HEARTH_SCHEMA_VERSION);
-	rc = meta_put(txn, st->meta, "schema_version", num);
+	rc = meta_put(txn, st->dbi[HEARTH_DB_META], "schema_version", num);
 	if (rc == MDB_SUCCESS)
-		rc = meta_put(txn, st->meta, "home_id", st->home_id);
+		rc = meta_put(txn, st->dbi[HEARTH_DB_META], "home_id", st->home_id);
 	snprintf(num, sizeof(num), "%" PRId64, st->created_at);
 	if (rc == MDB_SUCCESS)
-		rc = meta_put(txn, st->meta, "created_at", num);
+		rc = meta_put(txn, st->dbi[HEARTH_DB_META], "created_at", num);
 	return rc;
 }
 
@@ -294,9 +343,9 @@ meta_load(hearth_store *st, MDB_txn *txn, const char *home_id, char *why, size_t
 	MDB_stat ms;
 	int rc;
 
-	rc = meta_get(txn, st->meta, "schema_version", buf, sizeof(buf));
-	if (rc == MDB_NOTFOUND && !st->read_only && mdb_stat(txn, st->meta, &ms) == MDB_SUCCESS &&
-	    ms.ms_entries == 0) {
+	rc = meta_get(txn, st->dbi[HEARTH_DB_META], "schema_version", buf, sizeof(buf));
+	if (rc == MDB_NOTFOUND && !st->read_only &&
+	    mdb_stat(txn, st->dbi[HEARTH_DB_META], &ms) == MDB_SUCCESS && ms.ms_entries == 0) {
 		rc = meta_create(st, txn, home_id ? home_id : "home");
 		if (rc != MDB_SUCCESS)
 			goto lmdb_fail;
@@ -320,9 +369,9 @@ meta_load(hearth_store *st, MDB_txn *txn, const char *home_id, char *why, size_t
 		return HEARTH_E_SCHEMA;
 	}
 
-	rc = meta_get(txn, st->meta, "home_id", st->home_id, sizeof(st->home_id));
+	rc = meta_get(txn, st->dbi[HEARTH_DB_META], "home_id", st->home_id, sizeof(st->home_id));
 	if (rc == MDB_SUCCESS) {
-		rc = meta_get(txn, st->meta, "created_at", buf, sizeof(buf));
+		rc = meta_get(txn, st->dbi[HEARTH_DB_META], "created_at", buf, sizeof(buf));
 		if (rc == MDB_SUCCESS && !parse_i64(buf, &st->created_at))
 			rc = MDB_CORRUPTED;
 	}
@@ -365,7 +414,7 @@ seq_load(hearth_store *st, MDB_txn *txn)
 {
 	MDB_cursor *cur;
 	MDB_val k, v;
-	int rc = mdb_cursor_open(txn, st->episodes, &cur);
+	int rc = mdb_cursor_open(txn, st->dbi[HEARTH_DB_EPISODES], &cur);
 
 	if (rc != MDB_SUCCESS)
 		return rc;
@@ -395,11 +444,17 @@ open_dbs(hearth_store *st, const char *home_id, char *why, size_t why_len)
 		say(why, why_len, "cannot read store %s: %s", st->dir, mdb_strerror(rc));
 		return map_err(rc);
 	}
-	rc = mdb_dbi_open(txn, "meta", dbflags, &st->meta);
-	if (rc == MDB_SUCCESS)
-		rc = mdb_dbi_open(txn, "episodes", dbflags, &st->episodes);
-	if (rc == MDB_SUCCESS)
-		rc = mdb_dbi_open(txn, "devices", dbflags, &st->devices);
+	/* meta, episodes and devices exist since schema 1; a read-only open of an
+	 * older store may lack the later ones, which then read as empty. */
+	rc = MDB_SUCCESS;
+	for (int i = 0; i < HEARTH_DB_COUNT && rc == MDB_SUCCESS; i++) {
+		rc = mdb_dbi_open(txn, db_names[i], dbflags, &st->dbi[i]);
+		if (rc == MDB_NOTFOUND && i > HEARTH_DB_DEVICES) {
+			rc = MDB_SUCCESS;
+			continue;
+		}
+		st->have[i] = rc == MDB_SUCCESS;
+	}
 	if (rc == MDB_NOTFOUND) {
 		say(why, why_len, "no store in %s (has hearthd run with --data %s?)", st->dir,
 		    st->dir);
@@ -596,11 +651,11 @@ hearth_store_info(hearth_store *st, struct hearth_store_info *out)
 	if (rc == MDB_SUCCESS) {
 		out->map_size = ei.me_mapsize;
 		out->map_used = (ei.me_last_pgno + 1) * (size_t)es.ms_psize;
-		rc = mdb_stat(txn, st->episodes, &ms);
+		rc = mdb_stat(txn, st->dbi[HEARTH_DB_EPISODES], &ms);
 	}
 	if (rc == MDB_SUCCESS) {
 		out->episodes = (long)ms.ms_entries;
-		rc = mdb_stat(txn, st->devices, &ms);
+		rc = mdb_stat(txn, st->dbi[HEARTH_DB_DEVICES], &ms);
 	}
 	if (rc == MDB_SUCCESS)
 		out->devices = (long)ms.ms_entries;
@@ -611,8 +666,8 @@ hearth_store_info(hearth_store *st, struct hearth_store_info *out)
 /* ==== Write queue ==== */
 
 static int
-enqueue(hearth_store *st, enum op_kind kind, const void *key, size_t klen, const void *val,
-        size_t vlen)
+enqueue_op(hearth_store *st, enum op_kind kind, enum hearth_db db, store__apply_fn apply,
+           const void *key, size_t klen, const void *val, size_t vlen)
 {
 	struct op *op;
 
@@ -631,13 +686,23 @@ enqueue(hearth_store *st, enum op_kind kind, const void *key, size_t klen, const
 	if (!op)
 		return -ENOMEM;
 	op->kind = kind;
+	op->db = db;
+	op->apply = apply;
 	op->klen = klen;
 	op->vlen = vlen;
-	memcpy(op->data, key, klen);
+	if (klen)
+		memcpy(op->data, key, klen);
 	if (vlen)
 		memcpy(op->data + klen, val, vlen);
 	st->q[st->q_len++] = op;
 	return 0;
+}
+
+static int
+enqueue(hearth_store *st, enum op_kind kind, enum hearth_db db, const void *key, size_t klen,
+        const void *val, size_t vlen)
+{
+	return enqueue_op(st, kind, db, NULL, key, klen, val, vlen);
 }
 
 int
@@ -650,7 +715,7 @@ hearth_store_episode_add(hearth_store *st, int64_t ts_ms, const char *json, size
 		return HEARTH_E_INVALID;
 	put_be64(key, (uint64_t)ts_ms);
 	put_be64(key + 8, st->next_seq);
-	err = enqueue(st, OP_EPISODE, key, sizeof(key), json, len);
+	err = enqueue(st, OP_EPISODE, HEARTH_DB_EPISODES, key, sizeof(key), json, len);
 	if (!err)
 		st->next_seq++;
 	return err;
@@ -667,10 +732,10 @@ hearth_store_device_put(hearth_store *st, const char *id, const char *json, size
 	if (!klen || klen > (size_t)mdb_env_get_maxkeysize(st->env))
 		return HEARTH_E_INVALID;
 	if (!json)
-		return enqueue(st, OP_DEVICE_DEL, id, klen, NULL, 0);
+		return enqueue(st, OP_DEL, HEARTH_DB_DEVICES, id, klen, NULL, 0);
 	if (!len)
 		return HEARTH_E_INVALID;
-	return enqueue(st, OP_DEVICE_PUT, id, klen, json, len);
+	return enqueue(st, OP_PUT, HEARTH_DB_DEVICES, id, klen, json, len);
 }
 
 size_t
@@ -691,13 +756,13 @@ apply_window(hearth_store *st, MDB_txn *txn)
 	size_t excess;
 	int rc;
 
-	rc = mdb_stat(txn, st->episodes, &ms);
+	rc = mdb_stat(txn, st->dbi[HEARTH_DB_EPISODES], &ms);
 	if (rc != MDB_SUCCESS)
 		return rc;
 	if (ms.ms_entries <= (size_t)st->episodes_max)
 		return MDB_SUCCESS;
 	excess = ms.ms_entries - (size_t)st->episodes_max;
-	rc = mdb_cursor_open(txn, st->episodes, &cur);
+	rc = mdb_cursor_open(txn, st->dbi[HEARTH_DB_EPISODES], &cur);
 	if (rc != MDB_SUCCESS)
 		return rc;
 	while (excess--) {
@@ -733,25 +798,30 @@ commit_queue(hearth_store *st)
 			 * clock went back a key may exist already: take the next one.
 			 * (On MDB_KEYEXIST, LMDB points v at the existing value.)
 			 */
-			while ((rc = mdb_put(txn, st->episodes, &k, &v, MDB_NOOVERWRITE)) ==
-			       MDB_KEYEXIST) {
+			while ((rc = mdb_put(txn, st->dbi[HEARTH_DB_EPISODES], &k, &v,
+			                     MDB_NOOVERWRITE)) == MDB_KEYEXIST) {
 				put_be64(op->data + 8, st->next_seq++);
 				v.mv_size = op->vlen;
 				v.mv_data = op->data + op->klen;
 			}
 			break;
-		case OP_DEVICE_PUT:
-			rc = mdb_put(txn, st->devices, &k, &v, 0);
+		case OP_PUT:
+			rc = mdb_put(txn, st->dbi[op->db], &k, &v, 0);
 			break;
-		case OP_DEVICE_DEL:
-			rc = mdb_del(txn, st->devices, &k, NULL);
+		case OP_DEL:
+			rc = mdb_del(txn, st->dbi[op->db], &k, NULL);
 			if (rc == MDB_NOTFOUND)
 				rc = MDB_SUCCESS;
+			break;
+		case OP_APPLY:
+			rc = op->apply(st, txn, op->data + op->klen, op->vlen);
 			break;
 		}
 	}
 	if (rc == MDB_SUCCESS)
 		rc = apply_window(st, txn);
+	for (int i = 0; i < st->nhooks && rc == MDB_SUCCESS; i++)
+		rc = st->hooks[i].fn(st->hooks[i].ud, txn);
 	if (rc != MDB_SUCCESS) {
 		mdb_txn_abort(txn);
 		return rc;
@@ -836,7 +906,7 @@ hearth_store_episodes_each(hearth_store *st, long limit, hearth_store_visit_fn f
 	rc = txn_begin(st, MDB_RDONLY, &txn);
 	if (rc != MDB_SUCCESS)
 		return map_err(rc);
-	rc = mdb_cursor_open(txn, st->episodes, &cur);
+	rc = mdb_cursor_open(txn, st->dbi[HEARTH_DB_EPISODES], &cur);
 	if (rc != MDB_SUCCESS)
 		goto abort_txn;
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_LAST); rc == MDB_SUCCESS;
@@ -879,7 +949,7 @@ hearth_store_devices_each(hearth_store *st, hearth_store_visit_fn fn, void *ud)
 	rc = txn_begin(st, MDB_RDONLY, &txn);
 	if (rc != MDB_SUCCESS)
 		return map_err(rc);
-	rc = mdb_cursor_open(txn, st->devices, &cur);
+	rc = mdb_cursor_open(txn, st->dbi[HEARTH_DB_DEVICES], &cur);
 	if (rc != MDB_SUCCESS)
 		goto abort_txn;
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
@@ -902,4 +972,88 @@ abort_txn:
 	if (rc != MDB_SUCCESS)
 		return map_err(rc);
 	return ret < 0 ? ret : 0;
+}
+
+/* ==== Inside memory/ (store_internal.h) ==== */
+
+MDB_env *
+store__env(hearth_store *st)
+{
+	return st->env;
+}
+
+MDB_dbi
+store__dbi(const hearth_store *st, enum hearth_db db)
+{
+	return st->dbi[db];
+}
+
+bool
+store__has_db(const hearth_store *st, enum hearth_db db)
+{
+	return st->have[db];
+}
+
+const char *
+store__dir(const hearth_store *st)
+{
+	return st->dir;
+}
+
+bool
+store__read_only(const hearth_store *st)
+{
+	return st->read_only;
+}
+
+int
+store__migrated_from(const hearth_store *st)
+{
+	return st->migrated_from;
+}
+
+int
+store__put(hearth_store *st, enum hearth_db db, const void *key, size_t klen, const void *val,
+           size_t vlen)
+{
+	if (!st || !klen || klen > (size_t)mdb_env_get_maxkeysize(st->env) || !val || !vlen)
+		return HEARTH_E_INVALID;
+	return enqueue(st, OP_PUT, db, key, klen, val, vlen);
+}
+
+int
+store__del(hearth_store *st, enum hearth_db db, const void *key, size_t klen)
+{
+	if (!st || !klen || klen > (size_t)mdb_env_get_maxkeysize(st->env))
+		return HEARTH_E_INVALID;
+	return enqueue(st, OP_DEL, db, key, klen, NULL, 0);
+}
+
+int
+store__queue_apply(hearth_store *st, store__apply_fn fn, const void *data, size_t len)
+{
+	if (!st || !fn)
+		return HEARTH_E_INVALID;
+	return enqueue_op(st, OP_APPLY, HEARTH_DB_META, fn, NULL, 0, data, len);
+}
+
+int
+store__on_commit(hearth_store *st, store__commit_fn fn, void *ud)
+{
+	if (st->nhooks >= (int)(sizeof(st->hooks) / sizeof(st->hooks[0])))
+		return HEARTH_E_FULL;
+	st->hooks[st->nhooks++] = (struct hook){fn, ud};
+	return 0;
+}
+
+int
+store__read_txn(hearth_store *st, MDB_txn **txn)
+{
+	return map_err(txn_begin(st, MDB_RDONLY, txn));
+}
+
+int
+store__map_err(int rc)
+{
+	return map_err(rc);
 }

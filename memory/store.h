@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HEARTH_SCHEMA_VERSION 1
+#define HEARTH_SCHEMA_VERSION 2
 
 typedef struct hearth_store hearth_store;
 
