@@ -50,6 +50,9 @@ enum hearth_msg_type {
 	HEARTH_MSG_ERROR,
 	/* context -> memory: persist this device record. id: device id. body: record. */
 	HEARTH_MSG_DEVICE_SAVE,
+	/* resource -> memory: the plan's journal entry. id: plan id. body: its
+	 * journal form (hearth_plan_journal_json), or NULL when the plan ended. */
+	HEARTH_MSG_JOURNAL,
 	HEARTH_MSG_TYPE_COUNT
 };
 

@@ -5,8 +5,11 @@
 #include "agents/plan.h"
 
 #include "platform/alloc.h"
+#include "platform/id.h"
+#include "platform/json.h"
 #include "recipes/capability.h"
 
+#include <stdio.h>
 #include <string.h>
 
 struct hearth_plan *
@@ -171,4 +174,187 @@ hearth_plan_episode_json(const struct hearth_plan *p, const hearth_now *now)
 	cJSON_AddItemToObject(o, "steps", hearth_plan_steps_json(p));
 	cJSON_AddStringToObject(o, "rationale", p->rationale ? p->rationale : "");
 	return o;
+}
+
+/* ==== Journal form ==== */
+
+static const char *
+nz(const char *s)
+{
+	return s && s[0] ? s : NULL;
+}
+
+cJSON *
+hearth_plan_journal_json(const struct hearth_plan *p)
+{
+	cJSON *o = cJSON_CreateObject(), *steps;
+
+	if (!o)
+		return NULL;
+	cJSON_AddNumberToObject(o, "v", 1);
+	cJSON_AddStringToObject(o, "id", p->id);
+	cJSON_AddStringToObject(o, "intent_id", p->intent_id);
+	cJSON_AddStringToObject(o, "intent", p->intent);
+	cJSON_AddStringToObject(o, "recipe", p->recipe);
+	cJSON_AddStringToObject(o, "recipe_version", p->recipe_version);
+	if (nz(p->source))
+		cJSON_AddStringToObject(o, "source", p->source);
+	if (nz(p->user))
+		cJSON_AddStringToObject(o, "user", p->user);
+	cJSON_AddItemToObject(o, "slots",
+	                      p->slots ? cJSON_Duplicate(p->slots, 1) : cJSON_CreateObject());
+	cJSON_AddStringToObject(o, "state", hearth_plan_state_name(p->state));
+	cJSON_AddStringToObject(o, "rationale", p->rationale ? p->rationale : "");
+	if (p->reason)
+		cJSON_AddStringToObject(o, "reason", p->reason);
+	cJSON_AddNumberToObject(o, "ts", (double)p->wall_received);
+	cJSON_AddBoolToObject(o, "commanded", p->t_first_command != 0);
+	steps = cJSON_AddArrayToObject(o, "steps");
+	for (int i = 0; steps && i < p->nsteps; i++) {
+		const struct hearth_step *st = &p->steps[i];
+		cJSON *j = cJSON_CreateObject();
+
+		if (!j || !cJSON_AddItemToArray(steps, j)) {
+			cJSON_Delete(j);
+			cJSON_Delete(o);
+			return NULL;
+		}
+		cJSON_AddStringToObject(j, "id", st->id);
+		cJSON_AddStringToObject(j, "device", st->device);
+		cJSON_AddStringToObject(j, "capability", hearth_capability_at(st->cap)->name);
+		cJSON_AddItemToObject(j, "args", cJSON_Duplicate(st->args, 1));
+		if (st->prev)
+			cJSON_AddItemToObject(j, "prev", cJSON_Duplicate(st->prev, 1));
+		cJSON_AddStringToObject(j, "state", hearth_step_state_name(st->state));
+		if (st->note)
+			cJSON_AddStringToObject(j, "note", st->note);
+		cJSON_AddBoolToObject(j, "optimistic", st->optimistic);
+		cJSON_AddBoolToObject(j, "compensate", st->compensate);
+		cJSON_AddBoolToObject(j, "undoing", st->undoing);
+		cJSON_AddNumberToObject(j, "attempts", st->attempts);
+		cJSON_AddNumberToObject(j, "timeout_ms", st->timeout_ms);
+	}
+	return o;
+}
+
+static int
+state_from(const char *name, const char *(*namer)(int), int n)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(namer(i), name))
+			return i;
+	return -1;
+}
+
+static const char *
+plan_namer(int i)
+{
+	return hearth_plan_state_name((enum hearth_plan_state)i);
+}
+
+static const char *
+step_namer(int i)
+{
+	return hearth_step_state_name((enum hearth_step_state)i);
+}
+
+/* Copy a string field into a fixed buffer; false when missing or too long. */
+static bool
+take_str(const cJSON *j, const char *key, char *dst, size_t len, bool required)
+{
+	const char *s;
+
+	if (hearth_json_get_str(j, key, &s))
+		return !required;
+	if (strlen(s) >= len)
+		return false;
+	memcpy(dst, s, strlen(s) + 1);
+	return true;
+}
+
+struct hearth_plan *
+hearth_plan_from_journal(const cJSON *j, char *why, size_t wl)
+{
+	const cJSON *steps = cJSON_GetObjectItemCaseSensitive(j, "steps"), *sj;
+	struct hearth_plan *p;
+	const char *s;
+	double num;
+	bool b;
+	int i = 0, n;
+
+	if (!cJSON_IsObject(j) || !cJSON_IsArray(steps)) {
+		snprintf(why, wl, "a journal entry is an object with steps");
+		return NULL;
+	}
+	n = cJSON_GetArraySize(steps);
+	p = hearth_plan_new(n);
+	if (!p) {
+		snprintf(why, wl, "out of memory");
+		return NULL;
+	}
+	if (!take_str(j, "id", p->id, sizeof(p->id), true) || !hearth_id_valid_str(p->id) ||
+	    !take_str(j, "intent_id", p->intent_id, sizeof(p->intent_id), true) ||
+	    !take_str(j, "intent", p->intent, sizeof(p->intent), true) ||
+	    !take_str(j, "recipe", p->recipe, sizeof(p->recipe), true) ||
+	    !take_str(j, "recipe_version", p->recipe_version, sizeof(p->recipe_version), false) ||
+	    !take_str(j, "source", p->source, sizeof(p->source), false) ||
+	    !take_str(j, "user", p->user, sizeof(p->user), false)) {
+		snprintf(why, wl, "missing or oversized id, intent_id, intent or recipe");
+		goto fail;
+	}
+	if (hearth_json_get_str(j, "state", &s) ||
+	    (n = state_from(s, plan_namer, HEARTH_PLAN_EXPIRED + 1)) < 0) {
+		snprintf(why, wl, "plan %s: unknown state", p->id);
+		goto fail;
+	}
+	p->state = (enum hearth_plan_state)n;
+	p->slots = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(j, "slots"), 1);
+	if (!hearth_json_get_str(j, "rationale", &s))
+		p->rationale = hearth_strdup(s);
+	if (!hearth_json_get_str(j, "reason", &s))
+		p->reason = hearth_strdup(s);
+	if (!hearth_json_get_num(j, "ts", &num))
+		p->wall_received = (int64_t)num;
+	cJSON_ArrayForEach(sj, steps)
+	{
+		struct hearth_step *st = &p->steps[i++];
+		long long v;
+
+		if (!take_str(sj, "id", st->id, sizeof(st->id), true) ||
+		    !take_str(sj, "device", st->device, sizeof(st->device), true) ||
+		    hearth_json_get_str(sj, "capability", &s) ||
+		    (st->cap = hearth_capability_find(s)) < 0 ||
+		    !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(sj, "args")) ||
+		    hearth_json_get_str(sj, "state", &s) ||
+		    (n = state_from(s, step_namer, HEARTH_STEP_COMPENSATED + 1)) < 0) {
+			snprintf(why, wl, "plan %s: step %d is not valid", p->id, i - 1);
+			goto fail;
+		}
+		st->state = (enum hearth_step_state)n;
+		st->args = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(sj, "args"), 1);
+		if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(sj, "prev")))
+			st->prev = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(sj, "prev"), 1);
+		if (!hearth_json_get_str(sj, "note", &s))
+			st->note = hearth_strdup(s);
+		if (!hearth_json_get_bool(sj, "optimistic", &b))
+			st->optimistic = b;
+		st->compensate = true;
+		if (!hearth_json_get_bool(sj, "compensate", &b))
+			st->compensate = b;
+		if (!hearth_json_get_bool(sj, "undoing", &b))
+			st->undoing = b;
+		if (!hearth_json_get_int(sj, "attempts", &v) && v >= 0 && v < 1000)
+			st->attempts = (int)v;
+		st->timeout_ms = 10000;
+		if (!hearth_json_get_int(sj, "timeout_ms", &v) && v >= 10 && v <= 3600000)
+			st->timeout_ms = (int)v;
+		if (!st->args) {
+			snprintf(why, wl, "out of memory");
+			goto fail;
+		}
+	}
+	return p;
+fail:
+	hearth_plan_free(p);
+	return NULL;
 }

@@ -89,5 +89,12 @@ cJSON *hearth_plan_reply_json(const struct hearth_plan *p);
 cJSON *hearth_plan_event_json(const struct hearth_plan *p, int64_t wall_ms);
 /* The episode record written to memory when the plan ends. */
 cJSON *hearth_plan_episode_json(const struct hearth_plan *p, const hearth_now *now);
+/* The journal form: everything needed to take the plan up again after a
+ * restart (steps with their captured values, attempts, notes). Monotonic
+ * times are not kept: they mean nothing in another process. */
+cJSON *hearth_plan_journal_json(const struct hearth_plan *p);
+/* A plan from its journal form, or NULL (bad form or out of memory) with a
+ * reason in why. Deadlines are left at 0: the caller sets them. */
+struct hearth_plan *hearth_plan_from_journal(const cJSON *j, char *why, size_t why_len);
 
 #endif

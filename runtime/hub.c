@@ -15,6 +15,7 @@
 #include "agents/plan.h"
 #include "agents/resource/resource.h"
 #include "hearth_config.h"
+#include "memory/journal.h"
 #include "memory/store.h"
 #include "platform/alloc.h"
 #include "platform/clock.h"
@@ -48,6 +49,8 @@ struct hearth_hub {
 	hearth_loop *loop;
 	hearth_bus *bus;
 	hearth_outbox out;
+	hearth_bus *later; /* replies and plan events, published after the commit */
+	hearth_outbox later_out;
 	hearth_store *store;
 	hearth_mqtt *mqtt;
 	hearth_ctl *ctl;
@@ -201,6 +204,17 @@ route_out(hearth_hub *h, hearth_msg *m)
 		hearth_free(text);
 		return;
 	}
+	case HEARTH_MSG_JOURNAL: {
+		char *text = m->body ? hearth_json_print(m->body) : NULL;
+		int rc = m->body ? (text ? hearth_journal_put(h->store, m->id, text, strlen(text))
+		                         : -ENOMEM)
+		                 : hearth_journal_del(h->store, m->id);
+
+		if (rc)
+			LOG_ERR("hub", "journal %s not written: %s", m->id, hearth_strerror(rc));
+		hearth_free(text);
+		return;
+	}
 	case HEARTH_MSG_DEVICE_SAVE: {
 		char *text = m->body ? hearth_json_print(m->body) : NULL;
 		int rc = hearth_store_device_put(h->store, m->id, text, text ? strlen(text) : 0);
@@ -234,10 +248,25 @@ route(void *ud, hearth_msg *m)
 	case HEARTH_MSG_DEVICE_CHANGED:
 		hearth_resource_handle(h->res, m, &now, &h->out);
 		break;
+	case HEARTH_MSG_INTENT_REPLY:
+	case HEARTH_MSG_PLAN_EVENT:
+		/* Said only once the turn's journal and episodes are committed: a
+		 * reply "running" must not outlive a crash that loses the plan. */
+		hearth_post(&h->later_out, m);
+		m->body = NULL;
+		m->plan = NULL;
+		memset(&m->reply, 0, sizeof(m->reply));
+		break;
 	default:
 		route_out(h, m);
 		break;
 	}
+}
+
+static void
+route_later(void *ud, hearth_msg *m)
+{
+	route_out(ud, m);
 }
 
 /* ==== Inbound ==== */
@@ -545,27 +574,38 @@ on_res_timer(void *ud)
 	hearth_resource_tick(h->res, &now, &h->out);
 }
 
+/* Write what libmosquitto holds now, rather than a wakeup later. */
+static void
+flush_mqtt(hearth_hub *h)
+{
+	if (h->mqtt_fd >= 0 && hearth_mqtt_want_write(h->mqtt)) {
+		if (hearth_mqtt_write(h->mqtt) && hearth_mqtt_socket(h->mqtt) < 0)
+			lost(h);
+	}
+}
+
 static void
 on_turn(void *ud)
 {
 	hearth_hub *h = ud;
 	int64_t due;
 	char why[256];
-
 	hearth_bus_drain(h->bus, route, h);
-	/* Send what the turn produced now, rather than a wakeup later. */
-	if (h->mqtt_fd >= 0 && hearth_mqtt_want_write(h->mqtt)) {
-		if (hearth_mqtt_write(h->mqtt) && hearth_mqtt_socket(h->mqtt) < 0)
-			lost(h);
-	}
+	/* Device commands go out now (they are what the home feels)... */
+	flush_mqtt(h);
+	/* ...then the turn's writes commit together (group commit)... */
 	if (hearth_store_pending(h->store)) {
 		int rc = hearth_store_flush(h->store, why, sizeof(why));
 
 		if (rc) {
 			LOG_ERR("hub", "store: %s", why);
 			hearth_post_error(&h->out, "store", NULL, why);
+			hearth_bus_drain(h->bus, route, h);
 		}
 	}
+	/* ...and only then are replies and plan events said. */
+	if (hearth_bus_drain(h->later, route_later, h))
+		flush_mqtt(h);
 	if (h->mqtt_fd >= 0)
 		watch_mqtt(h);
 	due = hearth_resource_next_deadline(h->res);
@@ -674,6 +714,30 @@ ctl_handle(void *ud, const char *cmd, const cJSON *req, char *err, size_t err_le
 
 /* ==== Life cycle ==== */
 
+/* A plan left in the journal was in flight when hearthd stopped. */
+static int
+replay_plan(void *ud, const char *key, const char *json, size_t len)
+{
+	hearth_hub *h = ud;
+	hearth_now now = now_of();
+	struct hearth_plan *p = NULL;
+	char why[160] = "does not decode";
+	cJSON *j;
+
+	if (!hearth_json_parse(json, len, &j, NULL, 0)) {
+		p = hearth_plan_from_journal(j, why, sizeof(why));
+		cJSON_Delete(j);
+	}
+	if (!p) {
+		LOG_ERR("hub", "journal entry %s: %s; removed", key, why);
+		hearth_journal_del(h->store, key);
+		return 0;
+	}
+	LOG_WARN("hub", "plan %s (%s) was running when hearthd stopped: closing it", p->id,
+	         p->intent);
+	hearth_resource_restore(h->res, p, &now, &h->out);
+	return 0;
+}
 static int
 restore_device(void *ud, const char *key, const char *json, size_t len)
 {
@@ -760,9 +824,11 @@ hearth_hub_new(const struct hearth_config *cfg, hearth_hub **out, char *why, siz
 	if (hearth_recipe_book_count(h->book) == 0)
 		LOG_WARN("hub", "no recipes loaded from %s: every intent will get no_match",
 		         cfg->recipes_dir);
-	if ((rc = hearth_loop_new(&h->loop)) || (rc = hearth_bus_new(&h->bus)))
+	if ((rc = hearth_loop_new(&h->loop)) || (rc = hearth_bus_new(&h->bus)) ||
+	    (rc = hearth_bus_new(&h->later)))
 		goto fail_msg;
 	h->out = hearth_bus_outbox(h->bus);
+	h->later_out = hearth_bus_outbox(h->later);
 	ro.retries = cfg->step_retries;
 	ro.backoff_ms = cfg->retry_backoff_ms;
 	ro.max_plans = cfg->max_plans;
@@ -773,6 +839,8 @@ hearth_hub_new(const struct hearth_config *cfg, hearth_hub **out, char *why, siz
 	if ((rc = hearth_store_devices_each(h->store, restore_device, h)))
 		goto fail_msg;
 	LOG_INFO("hub", "%d devices restored from the store", hearth_context_count(h->ctx));
+	if ((rc = hearth_journal_each(h->store, replay_plan, h)))
+		goto fail_msg;
 
 	/* Signals arrive on a descriptor in the loop. */
 	sigemptyset(&mask);
@@ -854,6 +922,9 @@ hearth_hub_run(hearth_hub *h)
 		}
 	}
 	hearth_bus_drain(h->bus, route, h);
+	if (hearth_store_flush(h->store, why, sizeof(why)))
+		LOG_ERR("hub", "store: %s", why);
+	hearth_bus_drain(h->later, route_later, h);
 	go_offline(h);
 	if (hearth_store_flush(h->store, why, sizeof(why)))
 		LOG_ERR("hub", "store: %s", why);
@@ -872,6 +943,7 @@ hearth_hub_free(hearth_hub *h)
 	hearth_orch_free(h->orch);
 	hearth_context_free(h->ctx);
 	hearth_bus_free(h->bus);
+	hearth_bus_free(h->later);
 	hearth_loop_free(h->loop);
 	hearth_recipe_book_free(h->book);
 	hearth_store_close(h->store);

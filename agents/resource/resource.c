@@ -67,11 +67,26 @@ hearth_resource_active(const hearth_resource *r)
 
 /* ==== Output ==== */
 
+/* The plan's journal entry: its current form, or NULL once it ended. */
+static void
+post_journal(const struct hearth_plan *p, bool ended, const hearth_outbox *out)
+{
+	hearth_msg m = {.type = HEARTH_MSG_JOURNAL};
+
+	memcpy(m.id, p->id, sizeof(m.id));
+	if (!ended && !(m.body = hearth_plan_journal_json(p)))
+		return;
+	hearth_post(out, &m);
+}
+
+/* Every change of a plan is journaled and published. */
 static void
 post_event(const struct hearth_plan *p, const hearth_now *now, const hearth_outbox *out)
 {
 	hearth_msg m = {.type = HEARTH_MSG_PLAN_EVENT};
 
+	if (!hearth_plan_state_terminal(p->state))
+		post_journal(p, false, out);
 	memcpy(m.id, p->id, sizeof(m.id));
 	m.body = hearth_plan_event_json(p, now->wall_ms);
 	if (m.body)
@@ -214,10 +229,10 @@ finish(hearth_resource *r, struct hearth_plan *p, enum hearth_plan_state state,
        const hearth_now *now, const hearth_outbox *out)
 {
 	hearth_msg ep = {.type = HEARTH_MSG_EPISODE};
-
 	p->state = state;
 	LOG_INFO("resource", "plan %s (%s) %s", p->id, p->intent, hearth_plan_state_name(state));
 	post_event(p, now, out);
+	post_journal(p, true, out); /* gone in the same commit as the episode */
 	memcpy(ep.id, p->id, sizeof(ep.id));
 	ep.body = hearth_plan_episode_json(p, now);
 	if (ep.body)
@@ -537,4 +552,29 @@ hearth_resource_tick(hearth_resource *r, const hearth_now *now, const hearth_out
 			post_event(p, now, out);
 		i++;
 	}
+}
+
+void
+hearth_resource_restore(hearth_resource *r, struct hearth_plan *p, const hearth_now *now,
+                        const hearth_outbox *out)
+{
+	/* Taking a plan up again (re-checking dispatched steps against the
+	 * devices, compensating past the deadline) is the resource agent's
+	 * restart semantics, still to come. Until then an interrupted plan is
+	 * closed, so it reaches a terminal state and an episode. */
+	for (int i = 0; i < p->nsteps; i++) {
+		struct hearth_step *st = &p->steps[i];
+
+		if (st->state == HEARTH_STEP_PENDING || st->state == HEARTH_STEP_DISPATCHED) {
+			st->state = HEARTH_STEP_FAILED;
+			if (!st->note)
+				st->note = hearth_strdup("interrupted: hearthd stopped");
+		}
+		st->undoing = false;
+	}
+	hearth_free(p->reason);
+	p->reason = hearth_strdup("interrupted: hearthd stopped while the plan ran");
+	p->t_received = now->mono_ms;
+	finish(r, p, HEARTH_PLAN_FAILED, now, out);
+	hearth_plan_free(p);
 }

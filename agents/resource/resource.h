@@ -20,6 +20,8 @@
 
 #include <stdint.h>
 
+struct hearth_plan;
+
 struct hearth_resource_opts {
 	int retries;    /* re-sends of an unconfirmed step (DESIGN: 2) */
 	int backoff_ms; /* wait before the first re-send; doubles each time */
@@ -37,6 +39,14 @@ void hearth_resource_handle(hearth_resource *r, hearth_msg *m, const hearth_now 
 /* Earliest mono ms at which tick() has work, or INT64_MAX. */
 int64_t hearth_resource_next_deadline(const hearth_resource *r);
 void hearth_resource_tick(hearth_resource *r, const hearth_now *now, const hearth_outbox *out);
+/*
+ * A plan found in the journal at start (it was running when hearthd
+ * stopped). Takes ownership of p. For now the plan is closed: it ends
+ * "failed" with the reason "interrupted", which posts its event, its episode
+ * and the removal of its journal entry.
+ */
+void hearth_resource_restore(hearth_resource *r, struct hearth_plan *p, const hearth_now *now,
+                             const hearth_outbox *out);
 /* Plans not yet in a terminal state. */
 int hearth_resource_active(const hearth_resource *r);
 

@@ -378,17 +378,35 @@ test_run_to_completion(void **state)
 	at(f, T0 + 10);
 	run(f, p);
 
-	/* the commands first (what the home feels), then the event, then the reply */
-	assert_int_equal(f->sink.n, 5);
+	/* the commands first (what the home feels), then the journal entry and
+	 * the event, then the reply */
+	assert_int_equal(f->sink.n, 6);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(f->sink.msgs[i].type, HEARTH_MSG_DEVICE_COMMAND);
-	assert_int_equal(f->sink.msgs[3].type, HEARTH_MSG_PLAN_EVENT);
-	assert_int_equal(f->sink.msgs[4].type, HEARTH_MSG_INTENT_REPLY);
+	assert_int_equal(f->sink.msgs[3].type, HEARTH_MSG_JOURNAL);
+	assert_string_equal(f->sink.msgs[3].id, pid);
+	assert_string_equal(jstr(f->sink.msgs[3].body, "state"), "running");
+	{
+		/* the journal form is complete enough to take the plan up again */
+		char why[128];
+		struct hearth_plan *back =
+		        hearth_plan_from_journal(f->sink.msgs[3].body, why, sizeof(why));
+
+		assert_non_null(back);
+		assert_string_equal(back->id, pid);
+		assert_int_equal(back->nsteps, 3);
+		assert_int_equal(back->steps[0].state, HEARTH_STEP_DISPATCHED);
+		assert_int_equal(back->steps[0].attempts, 1);
+		assert_non_null(back->steps[0].prev);
+		hearth_plan_free(back);
+	}
+	assert_int_equal(f->sink.msgs[4].type, HEARTH_MSG_PLAN_EVENT);
+	assert_int_equal(f->sink.msgs[5].type, HEARTH_MSG_INTENT_REPLY);
 	assert_cmd(f, "lamp", 0, "{\"on\":true,\"brightness\":30}", pid, "i-1", "lights");
 	assert_cmd(f, "blind", 0, "{\"position\":0}", pid, "i-1", "covers");
 	assert_cmd(f, "tv", 0, "{\"on\":true}", pid, "i-1", "media");
 
-	ev = &f->sink.msgs[3];
+	ev = &f->sink.msgs[4];
 	assert_string_equal(ev->id, pid);
 	assert_string_equal(jstr(ev->body, "plan_id"), pid);
 	assert_string_equal(jstr(ev->body, "intent_id"), "i-1");
@@ -400,7 +418,7 @@ test_run_to_completion(void **state)
 	assert_string_equal(step_state(ev->body, "covers"), "dispatched");
 	assert_string_equal(step_state(ev->body, "media"), "dispatched");
 
-	reply = &f->sink.msgs[4];
+	reply = &f->sink.msgs[5];
 	assert_string_equal(reply->id, "i-1");
 	assert_string_equal(jstr(reply->body, "id"), "i-1");
 	assert_string_equal(jstr(reply->body, "plan_id"), pid);
@@ -419,7 +437,9 @@ test_run_to_completion(void **state)
 	assert_int_equal(f->sink.n, 0);
 	/* the commanded value does (within half a unit) */
 	report(f, "lamp", "{\"brightness\":30.2}");
-	assert_int_equal(f->sink.n, 1);
+	assert_int_equal(f->sink.n, 2); /* the journal entry, then the event */
+	assert_int_equal(f->sink.msgs[0].type, HEARTH_MSG_JOURNAL);
+	assert_string_equal(step_state(f->sink.msgs[0].body, "lights"), "confirmed");
 	ev = sink_nth(&f->sink, HEARTH_MSG_PLAN_EVENT, 0);
 	assert_string_equal(jstr(ev->body, "state"), "running");
 	assert_string_equal(step_state(ev->body, "lights"), "confirmed");
@@ -493,14 +513,17 @@ test_optimistic_confirmed_at_dispatch(void **state)
 
 	/* a plan of optimistic steps only completes as it is dispatched */
 	run(f, hand_plan(f, "p-ir", only_ir, 1));
-	assert_int_equal(f->sink.n, 4);
+	assert_int_equal(f->sink.n, 5);
 	assert_int_equal(f->sink.msgs[0].type, HEARTH_MSG_DEVICE_COMMAND);
 	assert_int_equal(f->sink.msgs[1].type, HEARTH_MSG_PLAN_EVENT);
 	assert_string_equal(jstr(f->sink.msgs[1].body, "state"), "completed");
-	assert_int_equal(f->sink.msgs[2].type, HEARTH_MSG_EPISODE);
-	assert_string_equal(jstr(f->sink.msgs[2].body, "outcome"), "completed");
-	assert_int_equal(f->sink.msgs[3].type, HEARTH_MSG_INTENT_REPLY);
-	assert_string_equal(jstr(f->sink.msgs[3].body, "state"), "completed");
+	/* the journal entry goes in the same commit as the episode */
+	assert_int_equal(f->sink.msgs[2].type, HEARTH_MSG_JOURNAL);
+	assert_null(f->sink.msgs[2].body);
+	assert_int_equal(f->sink.msgs[3].type, HEARTH_MSG_EPISODE);
+	assert_string_equal(jstr(f->sink.msgs[3].body, "outcome"), "completed");
+	assert_int_equal(f->sink.msgs[4].type, HEARTH_MSG_INTENT_REPLY);
+	assert_string_equal(jstr(f->sink.msgs[4].body, "state"), "completed");
 	assert_int_equal(hearth_resource_active(f->res), 1); /* the movie night still runs */
 }
 
