@@ -116,6 +116,8 @@ hearth_plan_reply_json(const struct hearth_plan *p)
 	cJSON_AddStringToObject(o, "plan_id", p->id);
 	cJSON_AddStringToObject(o, "state", hearth_plan_state_name(p->state));
 	cJSON_AddStringToObject(o, "rationale", p->rationale ? p->rationale : "");
+	if (p->policy_hash[0])
+		cJSON_AddStringToObject(o, "policy_hash", p->policy_hash);
 	cJSON_AddItemToObject(o, "steps", hearth_plan_steps_json(p));
 	cJSON_AddItemToObject(o, "alternatives", cJSON_CreateArray());
 	cJSON_AddItemToObject(o, "score", cJSON_CreateObject());
@@ -153,6 +155,8 @@ hearth_plan_episode_json(const struct hearth_plan *p, const hearth_now *now)
 	cJSON_AddStringToObject(o, "intent", p->intent);
 	cJSON_AddStringToObject(o, "recipe", p->recipe);
 	cJSON_AddStringToObject(o, "recipe_version", p->recipe_version);
+	if (p->policy_hash[0])
+		cJSON_AddStringToObject(o, "policy_hash", p->policy_hash);
 	cJSON_AddItemToObject(o, "slots",
 	                      p->slots ? cJSON_Duplicate(p->slots, 1) : cJSON_CreateObject());
 	if (p->source[0])
@@ -197,6 +201,8 @@ hearth_plan_journal_json(const struct hearth_plan *p)
 	cJSON_AddStringToObject(o, "intent", p->intent);
 	cJSON_AddStringToObject(o, "recipe", p->recipe);
 	cJSON_AddStringToObject(o, "recipe_version", p->recipe_version);
+	if (p->policy_hash[0])
+		cJSON_AddStringToObject(o, "policy_hash", p->policy_hash);
 	if (nz(p->source))
 		cJSON_AddStringToObject(o, "source", p->source);
 	if (nz(p->user))
@@ -297,6 +303,7 @@ hearth_plan_from_journal(const cJSON *j, char *why, size_t wl)
 	    !take_str(j, "intent", p->intent, sizeof(p->intent), true) ||
 	    !take_str(j, "recipe", p->recipe, sizeof(p->recipe), true) ||
 	    !take_str(j, "recipe_version", p->recipe_version, sizeof(p->recipe_version), false) ||
+	    !take_str(j, "policy_hash", p->policy_hash, sizeof(p->policy_hash), false) ||
 	    !take_str(j, "source", p->source, sizeof(p->source), false) ||
 	    !take_str(j, "user", p->user, sizeof(p->user), false)) {
 		snprintf(why, wl, "missing or oversized id, intent_id, intent or recipe");

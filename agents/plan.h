@@ -58,6 +58,7 @@ struct hearth_plan {
 	char intent[HEARTH_ID_MAX + 1];
 	char recipe[HEARTH_ID_MAX + 1];
 	char recipe_version[24];
+	char policy_hash[65]; /* SHA-256 hex of the constraint set it was planned under */
 	char source[HEARTH_ID_MAX + 1];
 	char user[HEARTH_ID_MAX + 1];
 	cJSON *slots; /* as understood (owned) */

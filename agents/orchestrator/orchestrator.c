@@ -30,6 +30,7 @@ struct hearth_orch {
 	const hearth_recipe_book *book;
 	const hearth_context *ctx;
 	unsigned long seq;
+	char policy_hash[65];
 };
 
 int
@@ -50,6 +51,12 @@ void
 hearth_orch_free(hearth_orch *o)
 {
 	hearth_free(o);
+}
+
+void
+hearth_orch_set_policy_hash(hearth_orch *o, const char *hash)
+{
+	snprintf(o->policy_hash, sizeof(o->policy_hash), "%s", hash ? hash : "");
 }
 
 void
@@ -456,6 +463,7 @@ on_intent(hearth_orch *o, hearth_msg *m, const hearth_now *now, const hearth_out
 	snprintf(p->intent, sizeof(p->intent), "%s", intent);
 	snprintf(p->recipe, sizeof(p->recipe), "%s", r->id);
 	snprintf(p->recipe_version, sizeof(p->recipe_version), "%s", r->version);
+	memcpy(p->policy_hash, o->policy_hash, sizeof(p->policy_hash));
 	snprintf(p->id, sizeof(p->id), "p-%llx-%lu", (unsigned long long)now->wall_ms, ++o->seq);
 	if ((rc = opt_id_field(m->body, "source", p->source, sizeof(p->source), why,
 	                       sizeof(why))) ||

@@ -20,6 +20,9 @@ typedef struct hearth_orch hearth_orch;
 /* book and ctx are borrowed and must outlive the agent. */
 int hearth_orch_new(const hearth_recipe_book *book, const hearth_context *ctx, hearth_orch **out);
 void hearth_orch_free(hearth_orch *o);
+/* The policy hash (SHA-256 hex of the hard rules in force) that every plan
+ * from now on records; "" when none is known. */
+void hearth_orch_set_policy_hash(hearth_orch *o, const char *hash);
 /* Swap the recipe book (after a reload); the old one is the caller's. */
 void hearth_orch_set_book(hearth_orch *o, const hearth_recipe_book *book);
 void hearth_orch_handle(hearth_orch *o, hearth_msg *m, const hearth_now *now,

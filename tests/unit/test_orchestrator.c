@@ -337,6 +337,7 @@ test_preview(void **state)
 	hearth_msg *r;
 	const cJSON *steps, *st;
 
+	hearth_orch_set_policy_hash(f->orch, "ab12cd34");
 	intent(f, "i-9",
 	       "{\"intent\":\"scene.movie_night\",\"slots\":{\"room\":\"living\"},"
 	       "\"preview\":true,\"source\":\"phone-1\",\"user\":\"alice\"}");
@@ -348,6 +349,8 @@ test_preview(void **state)
 	assert_string_equal(jstr(r->body, "intent"), "scene.movie_night");
 	assert_string_equal(jstr(r->body, "state"), "previewed");
 	assert_string_equal(jstr(r->body, "recipe"), "scene.movie_night");
+	/* the plan records the policy it was planned under */
+	assert_string_equal(jstr(r->body, "policy_hash"), "ab12cd34");
 	assert_int_equal(strncmp(jstr(r->body, "plan_id"), "p-", 2), 0);
 	assert_json(cJSON_GetObjectItemCaseSensitive(r->body, "slots"), "{\"room\":\"living\"}");
 	assert_contains(jstr(r->body, "rationale"), "Movie night in living");
