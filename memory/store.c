@@ -18,6 +18,7 @@
  */
 #include "memory/store.h"
 #include "memory/store_internal.h"
+#include "memory/audit.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -80,6 +81,7 @@ struct hearth_store {
 	bool have[HEARTH_DB_COUNT]; /* read-only opens of older stores may lack some */
 	struct hook hooks[8];
 	int nhooks;
+	void *slots[STORE_SLOT_COUNT];
 	char *dir;
 	size_t map_max;
 	long episodes_max;
@@ -622,6 +624,7 @@ hearth_store_close(hearth_store *st)
 	}
 	queue_clear(st);
 	hearth_free(st->q);
+	hearth_audit_forget(st); /* wipes the seal key in its slot */
 	mdb_env_close(st->env);
 	hearth_free(st->dir);
 	hearth_free(st);
@@ -975,6 +978,12 @@ abort_txn:
 }
 
 /* ==== Inside memory/ (store_internal.h) ==== */
+
+void **
+store__slot(hearth_store *st, enum store_slot id)
+{
+	return &st->slots[id];
+}
 
 MDB_env *
 store__env(hearth_store *st)

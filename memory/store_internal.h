@@ -56,6 +56,12 @@ int store__queue_apply(hearth_store *st, store__apply_fn fn, const void *data, s
 /* Run fn(ud, txn) at every flush, after the queue. At most 8 hooks. */
 int store__on_commit(hearth_store *st, store__commit_fn fn, void *ud);
 
+/* Module state kept with the store, one pointer per module; NULL until the
+ * module sets it. hearth_store_close() lets each module release its own
+ * (hearth_audit_forget wipes the seal key) before the store goes. */
+enum store_slot { STORE_SLOT_AUDIT, STORE_SLOT_COUNT };
+void **store__slot(hearth_store *st, enum store_slot id);
+
 /* A read-only transaction (the caller aborts it). 0 or a negative error. */
 int store__read_txn(hearth_store *st, MDB_txn **txn);
 /* An LMDB return code as a hearth error. */

@@ -6,12 +6,17 @@
  * prints the result, either as that JSON (--json) or as aligned text for a
  * person. When no daemon listens it opens the store in DIR read-only and
  * answers what the store knows (devices, episodes) itself, saying so on
- * standard error. It owns nothing beyond one command's lifetime, never
- * writes to the store and never talks MQTT. Exit status: 0 success, 1 a
- * failure (one line on standard error), 2 a usage error.
+ * standard error. backup, restore and health work on the store itself
+ * (memory/backup.h); only restore writes to it, replacing it whole while no
+ * hearthd runs. audit verify and export read the store directly too
+ * (read-only, beside a running hearthd: memory/audit.h). It owns nothing
+ * beyond one command's lifetime and never talks MQTT. Exit status: 0
+ * success, 1 a failure (one line on standard error), 2 a usage error.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -23,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "memory/audit.h"
+#include "memory/backup.h"
 #include "memory/store.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
@@ -42,6 +49,10 @@ enum cmd {
 	CMD_STATUS,
 	CMD_DEVICES,
 	CMD_EPISODES,
+	CMD_HEALTH,
+	CMD_BACKUP,
+	CMD_RESTORE,
+	CMD_AUDIT,
 	CMD_HELP,
 	CMD_VERSION,
 };
@@ -52,23 +63,29 @@ struct ctl {
 	enum cmd cmd;
 	long limit;
 	bool limit_set;
+	const char *target; /* backup / restore: the backup dir */
+	/* audit: "verify" or "export", export's FILE (NULL or "-": standard
+	 * output), the seal key file of --audit-key */
+	const char *audit_sub;
+	const char *audit_file;
+	const char *audit_key;
 };
 
 /* What came of asking the daemon. */
 enum call {
 	CALL_OK,        /* result in hand */
 	CALL_NO_DAEMON, /* nothing listens on the socket */
-	CALL_FAILED,    /* the daemon answered an error, or the exchange broke */
+	CALL_FAILED,    /* the exchange broke */
+	CALL_REFUSED,   /* the daemon answered an error (printed) */
 };
 
 static const struct {
 	const char *name;
 	enum cmd cmd;
 } commands[] = {
-        {"status", CMD_STATUS},
-        {"devices", CMD_DEVICES},
-        {"episodes", CMD_EPISODES},
-        {"help", CMD_HELP},
+        {"status", CMD_STATUS}, {"devices", CMD_DEVICES}, {"episodes", CMD_EPISODES},
+        {"health", CMD_HEALTH}, {"backup", CMD_BACKUP},   {"restore", CMD_RESTORE},
+        {"help", CMD_HELP},     {"audit", CMD_AUDIT},
 };
 
 static void
@@ -84,12 +101,23 @@ usage(FILE *f)
 	        "  status                the daemon's state: broker, devices, plans, episodes\n"
 	        "  devices               known devices, their availability and state\n"
 	        "  episodes [--limit N]  recent runs, newest first (default %d)\n"
+	        "  health                store use (map size, used, entries per database)\n"
+	        "  backup DIR            a compacted hot copy of the store into DIR (new or\n"
+	        "                        empty), validated; hearthd may keep running\n"
+	        "  restore DIR           validate the backup in DIR and put it in place of the\n"
+	        "                        store (stop hearthd first; the old store is kept)\n"
+	        "  audit verify          check the audit chain; names the first bad record\n"
+	        "  audit export [FILE]   the audit records as JSON lines, oldest first, into\n"
+	        "                        FILE (made 0600) or standard output\n"
 	        "  help                  this text\n"
 	        "\n"
 	        "options:\n"
 	        "  --data DIR  hearthd's data dir (default /var/lib/hearth for root,\n"
 	        "              ./hearth-data for others)\n"
 	        "  --json      print the result as one line of JSON\n"
+	        "  --audit-key FILE  the audit seal key (64 hex digits or 32 bytes), to\n"
+	        "                    verify or export a sealed audit chain (also for\n"
+	        "                    backup and restore)\n"
 	        "  --version   print the version\n",
 	        LIMIT_DEFAULT);
 }
@@ -142,6 +170,19 @@ parse_limit(const char *s, long *out)
 	return true;
 }
 
+/* The words after "audit": verify, or export [FILE]. false: not one of them. */
+static bool
+audit_arg(struct ctl *c, const char *a)
+{
+	if (!c->audit_sub && (!strcmp(a, "verify") || !strcmp(a, "export")))
+		c->audit_sub = a;
+	else if (c->audit_sub && !strcmp(c->audit_sub, "export") && !c->audit_file)
+		c->audit_file = a;
+	else
+		return false;
+	return true;
+}
+
 /* Fill c from argv. Returns -1 to go on, or the exit status. */
 static int
 parse_args(int argc, char **argv, struct ctl *c)
@@ -169,6 +210,11 @@ parse_args(int argc, char **argv, struct ctl *c)
 			if (!val || !parse_limit(val, &c->limit))
 				return usage_error("%s needs a positive number", "--limit");
 			c->limit_set = true;
+		} else if (!strcmp(a, "--audit-key") || !strncmp(a, "--audit-key=", 12)) {
+			val = a[11] == '=' ? a + 12 : (i + 1 < argc ? argv[++i] : NULL);
+			if (!val || !*val)
+				return usage_error("%s needs a key file", "--audit-key");
+			c->audit_key = val;
 		} else if (a[0] == '-' && a[1]) {
 			return usage_error("unknown option %s", a);
 		} else if (c->cmd == CMD_NONE) {
@@ -177,14 +223,25 @@ parse_args(int argc, char **argv, struct ctl *c)
 					c->cmd = commands[k].cmd;
 			if (c->cmd == CMD_NONE)
 				return usage_error("unknown command \"%s\"", a);
+		} else if ((c->cmd == CMD_BACKUP || c->cmd == CMD_RESTORE) && !c->target) {
+			c->target = a;
+		} else if (c->cmd == CMD_AUDIT && audit_arg(c, a)) {
+			continue;
 		} else {
 			return usage_error("unexpected argument \"%s\"", a);
 		}
 	}
 	if (c->cmd == CMD_NONE)
 		return usage_error("%s", "no command given");
+	if ((c->cmd == CMD_BACKUP || c->cmd == CMD_RESTORE) && !c->target)
+		return usage_error("%s needs the backup directory",
+		                   c->cmd == CMD_BACKUP ? "backup" : "restore");
 	if (c->limit_set && c->cmd != CMD_EPISODES)
 		return usage_error("%s only goes with episodes", "--limit");
+	if (c->cmd == CMD_AUDIT && !c->audit_sub)
+		return usage_error("%s", "audit needs verify or export");
+	if (c->audit_key && c->cmd != CMD_AUDIT && c->cmd != CMD_BACKUP && c->cmd != CMD_RESTORE)
+		return usage_error("%s only goes with audit, backup and restore", "--audit-key");
 	return -1;
 }
 
@@ -805,7 +862,7 @@ take_reply(const char *buf, size_t len, cJSON **result)
 			error = "hearthd refused the request without saying why";
 		fail("%s", error);
 		cJSON_Delete(reply);
-		return CALL_FAILED;
+		return CALL_REFUSED;
 	}
 	*result = cJSON_DetachItemFromObjectCaseSensitive(reply, "result");
 	cJSON_Delete(reply);
@@ -1008,6 +1065,575 @@ close_store:
 	return rc;
 }
 
+/* ==== Backup, restore and health ==== */
+
+/* What a backup holds and what was checked, as JSON; NULL when out of memory. */
+static cJSON *
+backup_json(const struct hearth_backup_report *r)
+{
+	cJSON *o = cJSON_CreateObject(), *dbs = cJSON_CreateObject();
+	bool ok = o && dbs;
+
+	for (int i = 0; ok && i < r->ndbs; i++)
+		if (r->dbs[i].present)
+			ok = cJSON_AddNumberToObject(dbs, r->dbs[i].name,
+			                             (double)r->dbs[i].entries);
+	ok = ok && cJSON_AddNumberToObject(o, "schema", r->schema_version) &&
+	     cJSON_AddStringToObject(o, "home", r->home_id) &&
+	     cJSON_AddNumberToObject(o, "created_at", (double)r->created_at) &&
+	     (!r->backup_at || cJSON_AddNumberToObject(o, "backup_at", (double)r->backup_at)) &&
+	     cJSON_AddNumberToObject(o, "bytes", (double)r->bytes) &&
+	     cJSON_AddStringToObject(o, "sha256", r->sha256) &&
+	     cJSON_AddBoolToObject(o, "checksum_verified", r->manifest) &&
+	     cJSON_AddNumberToObject(o, "entries", (double)r->entries) &&
+	     cJSON_AddNumberToObject(o, "episodes", (double)r->episodes) &&
+	     cJSON_AddNumberToObject(o, "devices", (double)r->devices) &&
+	     cJSON_AddNumberToObject(o, "journal", (double)r->journal) &&
+	     cJSON_AddBoolToObject(o, "audit_verified", r->audit_checked) &&
+	     cJSON_AddNumberToObject(o, "audit_records", (double)r->audit_records);
+	if (!ok || !cJSON_AddItemToObject(o, "databases", dbs)) {
+		cJSON_Delete(o);
+		cJSON_Delete(dbs);
+		return NULL;
+	}
+	return o;
+}
+
+/* Print o (JSON) with a string member added; the exit status. Deletes o. */
+static int
+print_json_with(cJSON *o, const char *key, const char *val, const char *key2, const char *val2)
+{
+	int rc;
+
+	if (!o || !cJSON_AddStringToObject(o, key, val) ||
+	    !(val2 ? cJSON_AddStringToObject(o, key2, val2) : cJSON_AddNullToObject(o, key2))) {
+		cJSON_Delete(o);
+		fail("out of memory");
+		return 1;
+	}
+	rc = print_json(o);
+	cJSON_Delete(o);
+	return rc;
+}
+
+/* Print the text built in b as one line; the exit status. */
+static int
+put_line(struct sbuf *b)
+{
+	char *line = sb_take(b);
+
+	memset(b, 0, sizeof(*b));
+	if (!line) {
+		fail("out of memory");
+		return 1;
+	}
+	puts(line);
+	hearth_free(line);
+	return 0;
+}
+
+/* The seal key of --audit-key into key; *out is key, or NULL without the option. */
+static int
+backup_key(const struct ctl *c, uint8_t key[HEARTH_AUDIT_KEY_LEN], const uint8_t **out)
+{
+	char why[512];
+
+	*out = NULL;
+	if (!c->audit_key)
+		return 0;
+	if (hearth_audit_load_key(c->audit_key, key, why, sizeof(why))) {
+		fail("%s", why);
+		return 1;
+	}
+	*out = key;
+	return 0;
+}
+
+/* The reason a backup or restore failed, with what to do about a sealed chain. */
+static void
+fail_backup(const char *what, int err, const char *why)
+{
+	if (err == HEARTH_E_CONFIG && strstr(why, "audit chain"))
+		fail("%s: %s: pass its key file with --audit-key FILE", what, why);
+	else
+		fail("%s: %s", what, why);
+}
+
+static int
+cmd_backup(const struct ctl *c)
+{
+	struct hearth_backup_report r;
+	uint8_t key[HEARTH_AUDIT_KEY_LEN];
+	struct sbuf b = {0};
+	const uint8_t *k;
+	char why[1024];
+	int err;
+
+	if (!c->json) {
+		printf("backing up %s to %s ...\n", c->dir, c->target);
+		fflush(stdout);
+	}
+	if (backup_key(c, key, &k))
+		return 1;
+	err = hearth_backup_make(c->dir, c->target, k, &r, why, sizeof(why));
+	memset(key, 0, sizeof(key));
+	if (err) {
+		fail_backup("backup failed", err, why);
+		return 1;
+	}
+	if (c->json)
+		return print_json_with(backup_json(&r), "backup", c->target, "data_dir", c->dir);
+	sb_add(&b, "backup %s: ", c->target);
+	sb_size(&b, (double)r.bytes);
+	sb_add(&b, ", schema %d, %ld episode%s, ", r.schema_version, r.episodes,
+	       r.episodes == 1 ? "" : "s");
+	if (r.audit_checked)
+		sb_add(&b, "audit chain verifies (%llu record%s)",
+		       (unsigned long long)r.audit_records, r.audit_records == 1 ? "" : "s");
+	else
+		sb_add(&b, "no audit chain (schema %d)", r.schema_version);
+	return put_line(&b);
+}
+
+/* The checks a restore made, one line each. */
+static int
+print_restore_checks(const struct hearth_backup_report *r)
+{
+	struct sbuf b = {0};
+	int rc;
+
+	sb_add(&b, "  data     ");
+	sb_size(&b, (double)r->bytes);
+	if (r->manifest) {
+		sb_add(&b, ", SHA-256 matches backup.json (backup made ");
+		sb_local_time(&b, (double)r->backup_at);
+		sb_add(&b, ")");
+	} else {
+		sb_add(&b, ", no backup.json: no checksum to compare");
+	}
+	rc = put_line(&b);
+	sb_add(&b, "  schema   %d", r->schema_version);
+	if (r->schema_version < HEARTH_SCHEMA_VERSION)
+		sb_add(&b, " (hearthd migrates it to %d when it starts)", HEARTH_SCHEMA_VERSION);
+	sb_add(&b, ", home \"%s\", store created ", r->home_id);
+	sb_local_time(&b, (double)r->created_at);
+	rc |= put_line(&b);
+	sb_add(&b,
+	       "  records  every database read to its end (%ld entries); %ld episodes, %ld "
+	       "devices, %ld journal entries are valid JSON",
+	       r->entries, r->episodes, r->devices, r->journal);
+	rc |= put_line(&b);
+	if (r->audit_checked)
+		sb_add(&b, "  audit    the chain verifies (%llu records)",
+		       (unsigned long long)r->audit_records);
+	else
+		sb_add(&b, "  audit    none in schema %d", r->schema_version);
+	rc |= put_line(&b);
+	return rc;
+}
+
+static int
+cmd_restore(const struct ctl *c)
+{
+	struct hearth_restore_report *r = hearth_calloc(1, sizeof(*r));
+	uint8_t key[HEARTH_AUDIT_KEY_LEN];
+	char why[1024], what[512];
+	const uint8_t *k;
+	int err, rc;
+
+	if (!r) {
+		fail("out of memory");
+		return 1;
+	}
+	if (!c->json) {
+		printf("checking backup %s before restoring it into %s ...\n", c->target, c->dir);
+		fflush(stdout);
+	}
+	if (backup_key(c, key, &k)) {
+		hearth_free(r);
+		return 1;
+	}
+	err = hearth_backup_restore(c->target, c->dir, k, r, why, sizeof(why));
+	memset(key, 0, sizeof(key));
+	if (err) {
+		snprintf(what, sizeof(what), "cannot restore %s", c->target);
+		fail_backup(what, err, why);
+		hearth_free(r);
+		return 1;
+	}
+	if (c->json) {
+		rc = print_json_with(backup_json(&r->backup), "data_dir", c->dir, "kept",
+		                     r->kept[0] ? r->kept : NULL);
+		hearth_free(r);
+		return rc;
+	}
+	rc = print_restore_checks(&r->backup);
+	printf("restored %s into %s\n", c->target, c->dir);
+	if (r->kept[0])
+		printf("the previous store is kept as %s\n", r->kept);
+	else
+		printf("there was no store in %s before\n", c->dir);
+	hearth_free(r);
+	return rc;
+}
+
+/* health as text: the scalars as "key: value" lines, then the databases. */
+static int
+print_health(const cJSON *h)
+{
+	struct table t = {
+	        .ncols = 2,
+	        .head = {"DATABASE", "ENTRIES"},
+	        .right = {false, true},
+	};
+	cJSON *flat = cJSON_CreateObject();
+	const cJSON *it, *dbs = NULL;
+	int err = 0, rc;
+
+	if (!flat) {
+		fail("out of memory");
+		return 1;
+	}
+	cJSON_ArrayForEach(it, h)
+	{
+		if (it->string && !strcmp(it->string, "databases") && cJSON_IsObject(it))
+			dbs = it;
+		else if (it->string &&
+		         !cJSON_AddItemReferenceToObject(flat, it->string, (cJSON *)it))
+			err = -ENOMEM;
+	}
+	rc = err ? 1 : print_status(flat);
+	cJSON_Delete(flat);
+	if (err)
+		fail("out of memory");
+	if (rc || !dbs)
+		return rc;
+	cJSON_ArrayForEach(it, dbs)
+	{
+		struct sbuf b[2] = {{0}};
+
+		sb_add(&b[0], "%s", it->string ? it->string : "?");
+		sb_value(&b[1], it);
+		err = table_add(&t, b);
+		if (err)
+			break;
+	}
+	if (!err) {
+		putchar('\n');
+		table_print(&t);
+	}
+	table_free(&t);
+	if (err) {
+		fail("out of memory");
+		return 1;
+	}
+	return 0;
+}
+
+static int
+show_health(const struct ctl *c, const cJSON *h)
+{
+	return c->json ? print_json(h) : print_health(h);
+}
+
+/* health from the store itself: map use and entries per database. */
+static int
+health_from_store(const struct ctl *c)
+{
+	struct hearth_store_opts o = {.dir = c->dir, .read_only = true};
+	struct hearth_backup_db dbs[HEARTH_BACKUP_DBS_MAX];
+	struct hearth_store_info info;
+	cJSON *h = NULL, *d = NULL;
+	hearth_store *st;
+	char why[512];
+	int n, rc = 1;
+	double pct;
+
+	if (hearth_store_open(&o, &st, why, sizeof(why))) {
+		fail("cannot read the store: %s", why);
+		return 1;
+	}
+	n = hearth_store_info(st, &info);
+	if (!n)
+		n = hearth_backup_db_entries(st, dbs, HEARTH_BACKUP_DBS_MAX);
+	if (n < 0) {
+		fail("cannot read the store in %s: %s", c->dir, hearth_strerror(n));
+		goto close_store;
+	}
+	pct = info.map_size ? 100.0 * (double)info.map_used / (double)info.map_size : 0;
+	h = cJSON_CreateObject();
+	if (!h || !cJSON_AddStringToObject(h, "source", "store") ||
+	    !cJSON_AddStringToObject(h, "data_dir", c->dir) ||
+	    !cJSON_AddStringToObject(h, "home", info.home_id) ||
+	    !cJSON_AddNumberToObject(h, "schema", info.schema_version) ||
+	    !cJSON_AddNumberToObject(h, "store_size_bytes", (double)info.map_size) ||
+	    !cJSON_AddNumberToObject(h, "store_used_bytes", (double)info.map_used) ||
+	    !cJSON_AddNumberToObject(h, "store_use_percent",
+	                             (double)(long)(pct * 100 + 0.5) / 100) ||
+	    !(d = cJSON_AddObjectToObject(h, "databases")))
+		goto no_mem;
+	for (int i = 0; i < n; i++)
+		if (dbs[i].present &&
+		    !cJSON_AddNumberToObject(d, dbs[i].name, (double)dbs[i].entries))
+			goto no_mem;
+	rc = show_health(c, h);
+	goto free_h;
+no_mem:
+	fail("out of memory");
+free_h:
+	cJSON_Delete(h);
+close_store:
+	hearth_store_close(st);
+	return rc;
+}
+
+/*
+ * health: the daemon's view when it runs; the store's when it does not
+ * (exit 1: hearthd is down) or answers an error (an older hearthd).
+ */
+static int
+cmd_health(const struct ctl *c)
+{
+	cJSON *req = cJSON_CreateObject(), *result = NULL;
+	int rc;
+
+	if (!req || !cJSON_AddStringToObject(req, "cmd", "health")) {
+		cJSON_Delete(req);
+		fail("out of memory");
+		return 1;
+	}
+	switch (daemon_call(c->dir, req, &result)) {
+	case CALL_OK:
+		if (cJSON_IsObject(result)) {
+			rc = show_health(c, result);
+			break;
+		}
+		fail("unexpected reply from hearthd: the health result is %s, not an object",
+		     hearth_json_type_name(result));
+		rc = 1;
+		break;
+	case CALL_REFUSED:
+		fail("showing what the store in %s says instead", c->dir);
+		rc = health_from_store(c);
+		break;
+	case CALL_NO_DAEMON:
+		rc = health_from_store(c);
+		fflush(stdout);
+		fail("hearthd is not running (no socket at %s/%s)", c->dir, SOCK_NAME);
+		rc = 1;
+		break;
+	default:
+		fail("showing what the store in %s says instead", c->dir);
+		health_from_store(c);
+		rc = 1;
+		break;
+	}
+	cJSON_Delete(result);
+	cJSON_Delete(req);
+	return rc;
+}
+
+/* backup, restore and health, which main() hands over whole; -1 for the others. */
+static int
+backup_command(const struct ctl *c)
+{
+	switch (c->cmd) {
+	case CMD_BACKUP:
+		return cmd_backup(c);
+	case CMD_RESTORE:
+		return cmd_restore(c);
+	case CMD_HEALTH:
+		return cmd_health(c);
+	default:
+		return -1;
+	}
+}
+
+/* ==== Audit ==== */
+
+/* The store, read-only, with the seal key of --audit-key; NULL after saying why. */
+static hearth_store *
+audit_open(const struct ctl *c)
+{
+	struct hearth_store_opts o = {.dir = c->dir, .read_only = true};
+	uint8_t key[HEARTH_AUDIT_KEY_LEN];
+	hearth_store *st;
+	char why[512];
+	int err;
+
+	if (c->audit_key) {
+		err = hearth_audit_load_key(c->audit_key, key, why, sizeof(why));
+		if (err) {
+			fail("%s", why);
+			return NULL;
+		}
+	}
+	err = hearth_store_open(&o, &st, why, sizeof(why));
+	if (err == -EACCES || err == -EPERM)
+		fail("cannot read the audit chain: %s (run hearthctl as the user hearthd runs as)",
+		     why);
+	else if (err)
+		fail("cannot read the audit chain: %s", why);
+	if (!err && c->audit_key && hearth_audit_set_seal_key(st, key) != 0) {
+		fail("cannot use the audit seal key of %s", c->audit_key);
+		hearth_store_close(st);
+		st = NULL;
+	}
+	memset(key, 0, sizeof(key));
+	return err ? NULL : st;
+}
+
+static void
+audit_close(hearth_store *st)
+{
+	hearth_audit_forget(st);
+	hearth_store_close(st);
+}
+
+static int
+audit_verify_json(const struct hearth_audit_report *r)
+{
+	cJSON *o = cJSON_CreateObject();
+	int rc;
+
+	if (!o || !cJSON_AddBoolToObject(o, "ok", r->bad_seq == 0) ||
+	    !cJSON_AddNumberToObject(o, "records", (double)r->records) ||
+	    !cJSON_AddNumberToObject(o, "first_seq", (double)r->first_seq) ||
+	    !cJSON_AddNumberToObject(o, "last_seq", (double)r->last_seq) ||
+	    !cJSON_AddNumberToObject(o, "pruned_upto", (double)r->pruned_upto) ||
+	    !cJSON_AddNumberToObject(o, "sealed", (double)r->sealed) ||
+	    (r->bad_seq && (!cJSON_AddNumberToObject(o, "bad_seq", (double)r->bad_seq) ||
+	                    !cJSON_AddStringToObject(o, "why", r->why)))) {
+		cJSON_Delete(o);
+		fail("out of memory");
+		return 1;
+	}
+	rc = print_json(o);
+	cJSON_Delete(o);
+	return rc;
+}
+
+static int
+audit_verify(const struct ctl *c, hearth_store *st)
+{
+	struct hearth_audit_report r;
+	const char *why;
+	char lead[40];
+	int err = hearth_audit_verify(st, &r);
+
+	if (err == HEARTH_E_CONFIG) {
+		fail("%s: pass its key file with --audit-key FILE", r.why);
+		return 1;
+	}
+	if (err && err != HEARTH_E_CORRUPT) {
+		fail("cannot read the audit chain in %s: %s", c->dir, hearth_strerror(err));
+		return 1;
+	}
+	if (c->json && audit_verify_json(&r))
+		return 1;
+	if (err) {
+		/* "record 17: hash ..." reads "broken at record 17: hash ..." */
+		why = r.why;
+		snprintf(lead, sizeof(lead), "record %" PRIu64 ": ", r.bad_seq);
+		if (!strncmp(why, lead, strlen(lead)))
+			why += strlen(lead);
+		fflush(stdout);
+		fail("audit chain broken at record %" PRIu64 ": %s", r.bad_seq, why);
+		return 1;
+	}
+	if (c->json)
+		return 0;
+	if (r.records)
+		printf("audit chain verifies: records %" PRIu64 "-%" PRIu64 " (%" PRIu64 " records",
+		       r.first_seq, r.last_seq, r.records);
+	else
+		printf("audit chain verifies: no records (");
+	if (r.pruned_upto)
+		printf("%s1-%" PRIu64 " pruned under a signed checkpoint", r.records ? "; " : "",
+		       r.pruned_upto);
+	else if (!r.records)
+		printf("none written yet");
+	if (r.sealed)
+		printf("; %" PRIu64 " sealed", r.sealed);
+	printf(")\n");
+	return 0;
+}
+
+static int
+audit_export(const struct ctl *c, hearth_store *st)
+{
+	const char *name = c->audit_file && strcmp(c->audit_file, "-") ? c->audit_file : NULL;
+	FILE *f = stdout;
+	long n;
+	int fd, err;
+
+	if (name) {
+		fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		f = fd < 0 ? NULL : fdopen(fd, "w");
+		if (!f) {
+			fail("cannot write %s: %s", name, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return 1;
+		}
+	}
+	errno = 0;
+	n = hearth_audit_export(st, f);
+	err = errno;
+	if (name && fclose(f) == EOF && n >= 0) {
+		n = -EIO;
+		err = errno;
+	}
+	if (n == HEARTH_E_CONFIG) {
+		fail("the audit chain holds sealed records: pass its key file with --audit-key "
+		     "FILE");
+	} else if (n == HEARTH_E_CORRUPT) {
+		fail("a record of the audit chain cannot be read (the ones before it were "
+		     "written): run hearthctl audit verify");
+	} else if (n == -EIO) {
+		fail("cannot write %s: %s", name ? name : "standard output",
+		     strerror(err ? err : EIO));
+	} else if (n < 0) {
+		fail("cannot read the audit chain in %s: %s", c->dir, hearth_strerror((int)n));
+	}
+	if (n < 0)
+		return 1;
+	if (name && c->json) {
+		cJSON *o = cJSON_CreateObject();
+		int rc;
+
+		if (!o || !cJSON_AddNumberToObject(o, "exported", (double)n) ||
+		    !cJSON_AddStringToObject(o, "file", name)) {
+			cJSON_Delete(o);
+			fail("out of memory");
+			return 1;
+		}
+		rc = print_json(o);
+		cJSON_Delete(o);
+		return rc;
+	}
+	if (name)
+		printf("exported %ld audit record%s to %s\n", n, n == 1 ? "" : "s", name);
+	return 0;
+}
+
+/* audit verify / export: always the store itself, never the daemon. */
+static int
+cmd_audit(const struct ctl *c)
+{
+	hearth_store *st = audit_open(c);
+	int rc;
+
+	if (!st)
+		return 1;
+	if (!strcmp(c->audit_sub, "verify"))
+		rc = audit_verify(c, st);
+	else
+		rc = audit_export(c, st);
+	audit_close(st);
+	return rc;
+}
+
 /* ==== Main ==== */
 
 static cJSON *
@@ -1047,6 +1673,11 @@ main(int argc, char **argv)
 	}
 	if (!c.dir)
 		c.dir = geteuid() == 0 ? "/var/lib/hearth" : "./hearth-data";
+	rc = backup_command(&c);
+	if (rc >= 0)
+		return rc;
+	if (c.cmd == CMD_AUDIT)
+		return cmd_audit(&c);
 
 	req = make_request(&c);
 	if (!req) {

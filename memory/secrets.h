@@ -1,0 +1,41 @@
+/*
+ * secrets.h - named byte blobs in the `secrets` database (DESIGN.md section
+ * 3): paired phone keys, the audit checkpoint key.
+ *
+ * The store's files are created with mode 0600 in a 0700 data dir, so only
+ * hearth's user can read them. Values are never logged and never listed:
+ * listing gives names only, and a value is only copied into a buffer the
+ * caller owns (and should wipe when done). Writes are queued like every
+ * write and commit with the loop turn; reads see what is committed. A name
+ * is 1..128 bytes of printable ASCII without spaces, a value 1..4096 bytes.
+ */
+#ifndef HEARTH_MEMORY_SECRETS_H
+#define HEARTH_MEMORY_SECRETS_H
+
+#include "memory/store.h"
+
+#include <stddef.h>
+
+#define HEARTH_SECRET_NAME_MAX  128
+#define HEARTH_SECRET_VALUE_MAX 4096
+
+/*
+ * Queue storing len bytes of val under name (replacing any value). 0,
+ * HEARTH_E_INVALID, HEARTH_E_TOO_LARGE, -ENOMEM or -EROFS; nothing is queued
+ * on error.
+ */
+int hearth_secret_put(hearth_store *st, const char *name, const void *val, size_t len);
+/*
+ * Copy the committed value of name into buf (cap bytes) and its length into
+ * *len. HEARTH_E_NOT_FOUND when there is none; HEARTH_E_TOO_LARGE when cap is
+ * too small (*len then says how much is needed, and buf is untouched).
+ */
+int hearth_secret_get(hearth_store *st, const char *name, void *buf, size_t cap, size_t *len);
+/* Queue removing name (a name that is not there is no error). */
+int hearth_secret_del(hearth_store *st, const char *name);
+
+/* Visit the committed names in order; a non-zero return stops (a negative one is passed back). */
+typedef int (*hearth_secret_name_fn)(void *ud, const char *name);
+int hearth_secrets_each(hearth_store *st, hearth_secret_name_fn fn, void *ud);
+
+#endif
