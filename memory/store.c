@@ -640,8 +640,8 @@ hearth_store_info(hearth_store *st, struct hearth_store_info *out)
 
 	if (!st || !out)
 		return HEARTH_E_INVALID;
-	memset(out, 0, sizeof(*out));
-	out->schema_version = st->schema_version;
+	memset(out, 0, sizeof(*out));	out->schema_version = st->schema_version;
+	out->migrated_from = st->migrated_from;
 	snprintf(out->home_id, sizeof(out->home_id), "%s", st->home_id);
 	out->created_at = st->created_at;
 

@@ -1,7 +1,8 @@
 /*
- * store.h - hearth's LMDB store: one environment in the data dir, named
- * databases (DESIGN.md section 3). This issue's part: meta (schema version,
- * home id, created at), episodes and devices.
+ * store.h - hearth's LMDB store: one environment in the data dir, named * databases (DESIGN.md section 3): meta (schema version, home id, created
+ * at), episodes and devices here; the other databases have their modules
+ * (audit.h, journal.h, episodic.h, semantic.h, constraints.h, consents.h,
+ * secrets.h, backup.h) on the same environment and write queue.
  *
  * The store keeps bytes and records; it knows no agent and no recipe. Writes
  * are queued in memory and committed together by hearth_store_flush(), which
@@ -32,6 +33,7 @@ struct hearth_store_opts {
 
 struct hearth_store_info {
 	int schema_version;
+	int migrated_from; /* schema this open migrated from, or 0 */
 	char home_id[65];
 	int64_t created_at; /* ms since epoch */
 	size_t map_size;    /* current map size, bytes */

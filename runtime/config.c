@@ -61,6 +61,12 @@ static const struct key keys[] = {
         {"store.map_size_mb", K_INT, OFF(store_map_mb), 1, 65536},
         {"store.map_max_mb", K_INT, OFF(store_map_max_mb), 1, 65536},
         {"store.episodes_max", K_LONG, OFF(episodes_max), 10, 100000000},
+        {"store.episodes_max_age_days", K_INT, OFF(episodes_max_age_days), 0, 36500},
+        {"store.maintenance_s", K_INT, OFF(maintenance_s), 10, 86400},
+        {"audit.keep_days", K_INT, OFF(audit_keep_days), 1, 36500},
+        {"audit.keep_min", K_LONG, OFF(audit_keep_min), 0, 100000000},
+        {"audit.key_file", K_STR, OFF(audit_key_file), 0, 0},
+        {"constraints.file", K_STR, OFF(constraints_file), 0, 0},
 };
 
 int
@@ -83,6 +89,10 @@ hearth_config_defaults(struct hearth_config *c)
 	c->store_map_mb = CONFIG_HEARTH_STORE_MAP_MB;
 	c->store_map_max_mb = 4 * CONFIG_HEARTH_STORE_MAP_MB;
 	c->episodes_max = CONFIG_HEARTH_EPISODES_MAX;
+	c->episodes_max_age_days = 365;
+	c->maintenance_s = 600;
+	c->audit_keep_days = CONFIG_HEARTH_AUDIT_KEEP_DAYS;
+	c->audit_keep_min = CONFIG_HEARTH_AUDIT_KEEP_MIN;
 	if (!c->home || !c->broker_host || !c->data_dir || !c->recipes_dir) {
 		hearth_config_free(c);
 		return -ENOMEM;
@@ -101,6 +111,8 @@ hearth_config_free(struct hearth_config *c)
 	hearth_free(c->mqtt_client_id);
 	hearth_free(c->mqtt_username);
 	hearth_free(c->mqtt_password);
+	hearth_free(c->audit_key_file);
+	hearth_free(c->constraints_file);
 	memset(c, 0, sizeof(*c));
 }
 

@@ -30,6 +30,12 @@ struct hearth_config {
 	int step_retries;
 	int retry_backoff_ms;
 	bool store_sync;
+	int maintenance_s;         /* s between maintenance runs (retention, usage check) */
+	int episodes_max_age_days; /* 0: no age limit */
+	int audit_keep_days;
+	long audit_keep_min;
+	char *audit_key_file;   /* seal key (CONFIG_HEARTH_AUDIT_SEAL), or NULL */
+	char *constraints_file; /* hard rules loaded at start, or NULL */
 	int store_map_mb;
 	int store_map_max_mb;
 	long episodes_max;

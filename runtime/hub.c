@@ -15,6 +15,10 @@
 #include "agents/plan.h"
 #include "agents/resource/resource.h"
 #include "hearth_config.h"
+#include "memory/audit.h"
+#include "memory/backup.h"
+#include "memory/constraints.h"
+#include "memory/episodic.h"
 #include "memory/journal.h"
 #include "memory/store.h"
 #include "platform/alloc.h"
@@ -72,6 +76,9 @@ struct hearth_hub {
 	int misc_timer;
 	int res_timer;
 	int64_t res_due;
+	int maint_timer;
+	int64_t last_maintenance; /* wall ms */
+	char policy_hash[65];
 	int64_t started_mono;
 	unsigned long intent_seq;
 	unsigned long n_intents, n_errors, n_commands;
@@ -121,6 +128,19 @@ publish_status(hearth_hub *h, const char *state)
 		LOG_DEBUG("hub", "publish %s: %s", h->status_topic, hearth_strerror(rc));
 }
 
+/* Record kind/subject/detail in the audit chain (joins the turn's commit). */
+static void
+audit(hearth_hub *h, const char *kind, const char *subject, cJSON *detail)
+{
+	char *text = detail ? hearth_json_print(detail) : NULL;
+	int rc = hearth_audit_append(h->store, hearth_wall_ms(), kind, subject, text);
+
+	if (rc)
+		LOG_ERR("hub", "audit %s %s not recorded: %s", kind, subject, hearth_strerror(rc));
+	hearth_free(text);
+	cJSON_Delete(detail);
+}
+
 /* A response topic from outside must be a plain topic: no wildcards. */
 static bool
 topic_ok(const char *t)
@@ -128,6 +148,27 @@ topic_ok(const char *t)
 	size_t n = strlen(t);
 
 	return n > 0 && n < TOPIC_MAX && !strpbrk(t, "+#");
+}
+
+/* The end of every plan goes into the audit chain, with the policy it ran under. */
+static void
+audit_plan_end(hearth_hub *h, const hearth_msg *m)
+{
+	static const char *const keep[] = {"intent_id", "intent",      "recipe", "outcome",
+	                                   "reason",    "policy_hash", "user",   "source"};
+	cJSON *d = cJSON_CreateObject();
+	const char *outcome = "ended";
+	char kind[48];
+
+	hearth_json_get_str(m->body, "outcome", &outcome);
+	for (size_t i = 0; d && i < sizeof(keep) / sizeof(keep[0]); i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(m->body, keep[i]);
+
+		if (v)
+			cJSON_AddItemToObject(d, keep[i], cJSON_Duplicate(v, 1));
+	}
+	snprintf(kind, sizeof(kind), "plan.%s", outcome);
+	audit(h, kind, m->id, d);
 }
 
 static void
@@ -202,6 +243,7 @@ route_out(hearth_hub *h, hearth_msg *m)
 		if (rc)
 			LOG_ERR("hub", "episode %s not stored: %s", m->id, hearth_strerror(rc));
 		hearth_free(text);
+		audit_plan_end(h, m);
 		return;
 	}
 	case HEARTH_MSG_JOURNAL: {
@@ -619,6 +661,30 @@ on_turn(void *ud)
 	}
 }
 
+/* Retention (episodes by age, the audit chain) and a look at store usage. */
+static void
+on_maintenance(void *ud)
+{
+	hearth_hub *h = ud;
+	struct hearth_store_info si;
+	int64_t now = hearth_wall_ms();
+
+	h->maint_timer = hearth_loop_timer(
+	        h->loop, hearth_mono_ms() + h->cfg->maintenance_s * 1000LL, on_maintenance, h);
+	h->last_maintenance = now;
+	if (h->cfg->episodes_max_age_days > 0)
+		hearth_episodes_prune(h->store, now, h->cfg->episodes_max_age_days * 86400000LL);
+	hearth_audit_retain(h->store, now, h->cfg->audit_keep_days * 86400000LL,
+	                    (uint64_t)h->cfg->audit_keep_min);
+	if (!hearth_store_info(h->store, &si) && si.map_size &&
+	    si.map_used * 100 / si.map_size >= 80)
+		LOG_WARN("hub",
+		         "store %s is %zu%% full (%zu of %zu MiB): raise store.map_max_mb or "
+		         "lower store.episodes_max",
+		         h->cfg->data_dir, si.map_used * 100 / si.map_size, si.map_used >> 20,
+		         si.map_size >> 20);
+}
+
 static void
 on_signal(void *ud, int fd, uint32_t events)
 {
@@ -663,6 +729,51 @@ ctl_status(hearth_hub *h)
 	return o;
 }
 
+static cJSON *
+ctl_health(hearth_hub *h, char *err, size_t err_len)
+{
+	struct hearth_backup_db dbs[HEARTH_BACKUP_DBS_MAX];
+	struct hearth_store_info si;
+	cJSON *o, *st, *arr;
+	int n, rc;
+
+	if ((rc = hearth_store_info(h->store, &si))) {
+		snprintf(err, err_len, "reading the store: %s", hearth_strerror(rc));
+		return NULL;
+	}
+	n = hearth_backup_db_entries(h->store, dbs, HEARTH_BACKUP_DBS_MAX);
+	o = cJSON_CreateObject();
+	if (!o)
+		return NULL;
+	cJSON_AddStringToObject(o, "state", h->connected ? "online" : "offline");
+	cJSON_AddNumberToObject(o, "uptime_s",
+	                        (double)((hearth_mono_ms() - h->started_mono) / 1000));
+	cJSON_AddNumberToObject(o, "plans_active", hearth_resource_active(h->res));
+	cJSON_AddNumberToObject(o, "bus_dropped", (double)hearth_bus_dropped(h->bus));
+	cJSON_AddStringToObject(o, "policy_hash", h->policy_hash);
+	st = cJSON_AddObjectToObject(o, "store");
+	if (st) {
+		cJSON_AddStringToObject(st, "dir", h->cfg->data_dir);
+		cJSON_AddNumberToObject(st, "schema_version", si.schema_version);
+		cJSON_AddNumberToObject(st, "map_size", (double)si.map_size);
+		cJSON_AddNumberToObject(st, "map_used", (double)si.map_used);
+		cJSON_AddNumberToObject(st, "map_use_pct",
+		                        si.map_size ? (double)(si.map_used * 100 / si.map_size)
+		                                    : 0);
+		cJSON_AddNumberToObject(st, "last_maintenance", (double)h->last_maintenance);
+		cJSON_AddBoolToObject(st, "synced", h->cfg->store_sync);
+	}
+	arr = cJSON_AddArrayToObject(o, "databases");
+	for (int i = 0; arr && i < n; i++) {
+		cJSON *d = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(d, "name", dbs[i].name);
+		cJSON_AddNumberToObject(d, "entries", dbs[i].present ? (double)dbs[i].entries : 0);
+		cJSON_AddItemToArray(arr, d);
+	}
+	return o;
+}
+
 static int
 add_episode(void *ud, const char *key, const char *json, size_t len)
 {
@@ -680,6 +791,8 @@ ctl_handle(void *ud, const char *cmd, const cJSON *req, char *err, size_t err_le
 
 	if (!strcmp(cmd, "status"))
 		return ctl_status(h);
+	if (!strcmp(cmd, "health"))
+		return ctl_health(h, err, err_len);
 	if (!strcmp(cmd, "devices")) {
 		cJSON *arr = cJSON_CreateArray();
 
@@ -713,6 +826,56 @@ ctl_handle(void *ud, const char *cmd, const cJSON *req, char *err, size_t err_le
 }
 
 /* ==== Life cycle ==== */
+
+/* The audit seal key, the hard rules of the configuration, the policy hash. */
+static int
+setup_memory(hearth_hub *h, char *why, size_t wl)
+{
+	uint8_t key[HEARTH_AUDIT_KEY_LEN];
+	struct hearth_store_info si;
+	cJSON *d;
+	int rc;
+
+	if (h->cfg->audit_key_file) {
+		if ((rc = hearth_audit_load_key(h->cfg->audit_key_file, key, why, wl)))
+			return rc;
+		rc = hearth_audit_set_seal_key(h->store, key);
+		memset(key, 0, sizeof(key));
+		if (rc)
+			return rc;
+	} else if (hearth_audit_seal_required()) {
+		snprintf(why, wl,
+		         "this hearthd seals the audit chain (CONFIG_HEARTH_AUDIT_SEAL): set "
+		         "audit.key_file in the configuration");
+		return HEARTH_E_CONFIG;
+	}
+	if (!hearth_store_info(h->store, &si) && si.migrated_from) {
+		d = cJSON_CreateObject();
+		cJSON_AddNumberToObject(d, "from", si.migrated_from);
+		cJSON_AddNumberToObject(d, "to", si.schema_version);
+		audit(h, "store.migrated", h->cfg->data_dir, d);
+	}
+	if (h->cfg->constraints_file) {
+		rc = hearth_constraints_load_file(h->store, h->cfg->constraints_file, why, wl);
+		if (rc)
+			return rc;
+		/* Commit now, so the hash below is the one of the rules just loaded. */
+		if ((rc = hearth_store_flush(h->store, why, wl)))
+			return rc;
+	}
+	if ((rc = hearth_constraints_policy_hash(h->store, h->policy_hash))) {
+		snprintf(why, wl, "cannot read the hard rules: %s", hearth_strerror(rc));
+		return rc;
+	}
+	d = cJSON_CreateObject();
+	cJSON_AddStringToObject(d, "version", HEARTH_VERSION);
+	cJSON_AddStringToObject(d, "home", h->cfg->home);
+	cJSON_AddStringToObject(d, "policy_hash", h->policy_hash);
+	if (h->cfg->constraints_file)
+		cJSON_AddStringToObject(d, "constraints_file", h->cfg->constraints_file);
+	audit(h, "hub.started", h->cfg->home, d);
+	return 0;
+}
 
 /* A plan left in the journal was in flight when hearthd stopped. */
 static int
@@ -818,6 +981,8 @@ hearth_hub_new(const struct hearth_config *cfg, hearth_hub **out, char *why, siz
 	so.no_sync = !cfg->store_sync;
 	if ((rc = hearth_store_open(&so, &h->store, why, wl)))
 		goto fail;
+	if ((rc = setup_memory(h, why, wl)))
+		goto fail;
 	rc = hearth_recipe_book_load(cfg->recipes_dir, &h->book, report_recipe, NULL, why, wl);
 	if (rc)
 		goto fail;
@@ -834,6 +999,7 @@ hearth_hub_new(const struct hearth_config *cfg, hearth_hub **out, char *why, siz
 	ro.max_plans = cfg->max_plans;
 	if ((rc = hearth_context_new(CONFIG_HEARTH_MAX_DEVICES, &h->ctx)) ||
 	    (rc = hearth_orch_new(h->book, h->ctx, &h->orch)) ||
+	    (hearth_orch_set_policy_hash(h->orch, h->policy_hash), 0) ||
 	    (rc = hearth_resource_new(&ro, h->ctx, &h->res)))
 		goto fail_msg;
 	if ((rc = hearth_store_devices_each(h->store, restore_device, h)))
@@ -914,6 +1080,7 @@ hearth_hub_run(hearth_hub *h)
 	         hearth_recipe_book_count(h->book));
 	try_connect(h);
 	h->misc_timer = hearth_loop_timer(h->loop, hearth_mono_ms() + 1000, on_misc, h);
+	h->maint_timer = hearth_loop_timer(h->loop, hearth_mono_ms(), on_maintenance, h);
 	while (!h->stopping) {
 		rc = hearth_loop_run_once(h->loop, -1);
 		if (rc) {
@@ -922,6 +1089,7 @@ hearth_hub_run(hearth_hub *h)
 		}
 	}
 	hearth_bus_drain(h->bus, route, h);
+	audit(h, "hub.stopped", h->cfg->home, NULL);
 	if (hearth_store_flush(h->store, why, sizeof(why)))
 		LOG_ERR("hub", "store: %s", why);
 	hearth_bus_drain(h->later, route_later, h);
