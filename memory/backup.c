@@ -451,9 +451,8 @@ walk_db(MDB_txn *txn, MDB_dbi dbi, int db, const char *dir, const char *fix,
 		goto lmdb_fail;
 	if ((size_t)n != ms.ms_entries) {
 		say(why, why_len,
-		    "%s: database \"%s\" has %ld readable entries, its header says %zu: use "
-		    "%s",
-		    dir, db_names[db], n, ms.ms_entries, fix);
+		    "%s: database \"%s\" has %ld readable entries, its header says %zu: %s", dir,
+		    db_names[db], n, ms.ms_entries, fix);
 		return HEARTH_E_CORRUPT;
 	}
 	r->dbs[db].entries = n;
@@ -742,9 +741,8 @@ validate(const char *dir, const uint8_t *audit_key, const char *fix, struct hear
 		return err;
 	if (m.present && strcmp(m.sha256, r->sha256) != 0) {
 		say(why, why_len,
-		    "%s does not match the SHA-256 recorded in %s: the copy is damaged, use "
-		    "%s",
-		    path, HEARTH_BACKUP_MANIFEST, fix);
+		    "%s does not match the SHA-256 recorded in %s: the copy is damaged, %s", path,
+		    HEARTH_BACKUP_MANIFEST, fix);
 		return HEARTH_E_CORRUPT;
 	}
 	r->manifest = m.present;
@@ -889,8 +887,8 @@ hearth_backup_make(const char *data_dir, const char *dest_dir, const uint8_t *au
 		/* Keep the evidence; without a manifest no restore takes it. */
 		say(why, why_len, "%s (the copy stays in %s without %s)", vwhy, dest_dir,
 		    HEARTH_BACKUP_MANIFEST);
-		LOG_WARN("backup", "backup of %s into %s does not validate: %s", data_dir, dest_dir,
-		         vwhy);
+		LOG_DEBUG("backup", "backup of %s into %s does not validate: %s", data_dir,
+		          dest_dir, vwhy);
 		return err;
 	}
 	err = manifest_write(dest_dir, data_dir, r, now, why, why_len);
@@ -898,8 +896,8 @@ hearth_backup_make(const char *data_dir, const char *dest_dir, const uint8_t *au
 		return err;
 	r->manifest = true;
 	r->backup_at = now;
-	LOG_INFO("backup", "backed up %s into %s: %" PRIu64 " bytes, schema %d, %ld episodes",
-	         data_dir, dest_dir, r->bytes, r->schema_version, r->episodes);
+	LOG_DEBUG("backup", "backed up %s into %s: %" PRIu64 " bytes, schema %d, %ld episodes",
+	          data_dir, dest_dir, r->bytes, r->schema_version, r->episodes);
 	return 0;
 
 remove_copy:
@@ -1136,8 +1134,8 @@ hearth_backup_restore(const char *backup_dir, const char *data_dir, const uint8_
 	err = sync_dir(data_dir);
 	if (err)
 		LOG_WARN("backup", "cannot sync %s: %s", data_dir, strerror(-err));
-	LOG_INFO("backup", "restored %s into %s%s%s", backup_dir, data_dir,
-	         r->kept[0] ? "; the previous store is kept as " : "", r->kept);
+	LOG_DEBUG("backup", "restored %s into %s%s%s", backup_dir, data_dir,
+	          r->kept[0] ? "; the previous store is kept as " : "", r->kept);
 	err = 0;
 	goto unlock;
 

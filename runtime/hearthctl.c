@@ -1277,7 +1277,18 @@ cmd_restore(const struct ctl *c)
 	return rc;
 }
 
-/* health as text: the scalars as "key: value" lines, then the databases. */
+/* Reference item under key in flat (for print_status); false when out of memory. */
+static bool
+flat_ref(cJSON *flat, const char *key, const cJSON *item)
+{
+	return cJSON_AddItemReferenceToObject(flat, key, (cJSON *)item);
+}
+
+/*
+ * health as text: the scalars as "key: value" lines (the store's facts
+ * among them), then the databases and their entries as a table. The shape
+ * is hearthd's (runtime/hub.c ctl_health), which health_from_store copies.
+ */
 static int
 print_health(const cJSON *h)
 {
@@ -1286,35 +1297,65 @@ print_health(const cJSON *h)
 	        .head = {"DATABASE", "ENTRIES"},
 	        .right = {false, true},
 	};
-	cJSON *flat = cJSON_CreateObject();
-	const cJSON *it, *dbs = NULL;
+	const cJSON *it, *store = hearth_json_obj(h, "store");
+	const cJSON *dbs = cJSON_GetObjectItemCaseSensitive(h, "databases");
+	cJSON *flat = cJSON_CreateObject(), *used = NULL;
+	struct sbuf b = {0};
+	double size = 0, in_use = 0, ms;
+	bool ok = flat != NULL;
 	int err = 0, rc;
 
-	if (!flat) {
+	cJSON_ArrayForEach(it, h)
+	{
+		if (ok && it->string && it != store && it != dbs)
+			ok = flat_ref(flat, it->string, it);
+	}
+	if (ok && store) {
+		hearth_json_get_num(store, "map_size", &size);
+		hearth_json_get_num(store, "map_used", &in_use);
+		sb_size(&b, in_use);
+		sb_add(&b, " of ");
+		sb_size(&b, size);
+		sb_add(&b, " (%.2f %%)", size > 0 ? 100 * in_use / size : 0.0);
+		used = cJSON_CreateString(b.p ? b.p : "");
+		hearth_free(b.p);
+		ok = !b.oom && used && cJSON_AddItemToObject(flat, "store_used", used);
+		if (!ok)
+			cJSON_Delete(used);
+		cJSON_ArrayForEach(it, store)
+		{
+			if (!ok || !it->string)
+				continue;
+			if (!strcmp(it->string, "dir"))
+				ok = flat_ref(flat, "store", it);
+			else if (!strcmp(it->string, "schema_version"))
+				ok = flat_ref(flat, "schema", it);
+			else if (!strcmp(it->string, "synced"))
+				ok = flat_ref(flat, "store_synced", it);
+			else if (!strcmp(it->string, "last_maintenance") &&
+			         hearth_json_get_num(store, "last_maintenance", &ms) == 0)
+				ok = ms <= 0 || flat_ref(flat, "last_maintenance_at", it);
+			else if (strncmp(it->string, "map_", 4))
+				ok = flat_ref(flat, it->string, it);
+		}
+	}
+	rc = ok ? print_status(flat) : 1;
+	cJSON_Delete(flat);
+	if (!ok) {
 		fail("out of memory");
 		return 1;
 	}
-	cJSON_ArrayForEach(it, h)
-	{
-		if (it->string && !strcmp(it->string, "databases") && cJSON_IsObject(it))
-			dbs = it;
-		else if (it->string &&
-		         !cJSON_AddItemReferenceToObject(flat, it->string, (cJSON *)it))
-			err = -ENOMEM;
-	}
-	rc = err ? 1 : print_status(flat);
-	cJSON_Delete(flat);
-	if (err)
-		fail("out of memory");
-	if (rc || !dbs)
+	if (rc || (!cJSON_IsArray(dbs) && !cJSON_IsObject(dbs)))
 		return rc;
+	/* [{"name":..,"entries":..}] (hearthd), or {"name":entries}. */
 	cJSON_ArrayForEach(it, dbs)
 	{
-		struct sbuf b[2] = {{0}};
+		struct sbuf row[2] = {{0}};
 
-		sb_add(&b[0], "%s", it->string ? it->string : "?");
-		sb_value(&b[1], it);
-		err = table_add(&t, b);
+		sb_add(&row[0], "%s", it->string ? it->string : str_or(it, "name", "?"));
+		sb_value(&row[1],
+		         it->string ? it : cJSON_GetObjectItemCaseSensitive(it, "entries"));
+		err = table_add(&t, row);
 		if (err)
 			break;
 	}
@@ -1336,18 +1377,17 @@ show_health(const struct ctl *c, const cJSON *h)
 	return c->json ? print_json(h) : print_health(h);
 }
 
-/* health from the store itself: map use and entries per database. */
+/* health from the store itself, in hearthd's shape with "source":"store". */
 static int
 health_from_store(const struct ctl *c)
 {
 	struct hearth_store_opts o = {.dir = c->dir, .read_only = true};
 	struct hearth_backup_db dbs[HEARTH_BACKUP_DBS_MAX];
 	struct hearth_store_info info;
-	cJSON *h = NULL, *d = NULL;
+	cJSON *h = NULL, *s, *arr, *d;
 	hearth_store *st;
 	char why[512];
 	int n, rc = 1;
-	double pct;
 
 	if (hearth_store_open(&o, &st, why, sizeof(why))) {
 		fail("cannot read the store: %s", why);
@@ -1360,22 +1400,29 @@ health_from_store(const struct ctl *c)
 		fail("cannot read the store in %s: %s", c->dir, hearth_strerror(n));
 		goto close_store;
 	}
-	pct = info.map_size ? 100.0 * (double)info.map_used / (double)info.map_size : 0;
 	h = cJSON_CreateObject();
 	if (!h || !cJSON_AddStringToObject(h, "source", "store") ||
-	    !cJSON_AddStringToObject(h, "data_dir", c->dir) ||
 	    !cJSON_AddStringToObject(h, "home", info.home_id) ||
-	    !cJSON_AddNumberToObject(h, "schema", info.schema_version) ||
-	    !cJSON_AddNumberToObject(h, "store_size_bytes", (double)info.map_size) ||
-	    !cJSON_AddNumberToObject(h, "store_used_bytes", (double)info.map_used) ||
-	    !cJSON_AddNumberToObject(h, "store_use_percent",
-	                             (double)(long)(pct * 100 + 0.5) / 100) ||
-	    !(d = cJSON_AddObjectToObject(h, "databases")))
+	    !(s = cJSON_AddObjectToObject(h, "store")) ||
+	    !cJSON_AddStringToObject(s, "dir", c->dir) ||
+	    !cJSON_AddNumberToObject(s, "schema_version", info.schema_version) ||
+	    !cJSON_AddNumberToObject(s, "map_size", (double)info.map_size) ||
+	    !cJSON_AddNumberToObject(s, "map_used", (double)info.map_used) ||
+	    !cJSON_AddNumberToObject(s, "map_use_pct",
+	                             info.map_size ? (double)(info.map_used * 100 / info.map_size)
+	                                           : 0) ||
+	    !(arr = cJSON_AddArrayToObject(h, "databases")))
 		goto no_mem;
-	for (int i = 0; i < n; i++)
-		if (dbs[i].present &&
-		    !cJSON_AddNumberToObject(d, dbs[i].name, (double)dbs[i].entries))
+	for (int i = 0; i < n; i++) {
+		d = cJSON_CreateObject();
+		if (!d || !cJSON_AddStringToObject(d, "name", dbs[i].name) ||
+		    !cJSON_AddNumberToObject(d, "entries",
+		                             dbs[i].present ? (double)dbs[i].entries : 0) ||
+		    !cJSON_AddItemToArray(arr, d)) {
+			cJSON_Delete(d);
 			goto no_mem;
+		}
+	}
 	rc = show_health(c, h);
 	goto free_h;
 no_mem:

@@ -774,6 +774,78 @@ ctl_health(hearth_hub *h, char *err, size_t err_len)
 	return o;
 }
 
+/*
+ * constraints: the rules and the policy hash. constraints.load {"file"},
+ * constraints.add {"rule"}, constraints.remove {"id"}: change them, commit at
+ * once, audit the change, and plan under the new hash from the next intent.
+ */
+static cJSON *
+ctl_constraints(hearth_hub *h, const char *cmd, const cJSON *req, char *err, size_t err_len)
+{
+	char before[65], after[65];
+	const char *arg = NULL;
+	cJSON *rules = NULL, *o, *d;
+	int rc = 0;
+
+	memcpy(before, h->policy_hash, sizeof(before));
+	if (!strcmp(cmd, "constraints.load")) {
+		if (hearth_json_get_str(req, "file", &arg) || arg[0] != '/') {
+			snprintf(err, err_len, "constraints.load needs \"file\": an absolute path");
+			return NULL;
+		}
+		rc = hearth_constraints_load_file(h->store, arg, err, err_len);
+	} else if (!strcmp(cmd, "constraints.add")) {
+		const cJSON *rule = cJSON_GetObjectItemCaseSensitive(req, "rule");
+
+		rc = hearth_constraints_add(h->store, rule, "hearthctl", err, err_len);
+		if (!rc)
+			hearth_json_get_str(rule, "id", &arg);
+	} else if (!strcmp(cmd, "constraints.remove")) {
+		if (hearth_json_get_str(req, "id", &arg)) {
+			snprintf(err, err_len, "constraints.remove needs \"id\"");
+			return NULL;
+		}
+		rc = hearth_constraints_remove(h->store, arg);
+	} else if (strcmp(cmd, "constraints")) {
+		snprintf(err, err_len, "unknown command \"%.40s\"", cmd);
+		return NULL;
+	}
+	if (rc) {
+		if (!err[0])
+			snprintf(err, err_len, "%s", hearth_strerror(rc));
+		return NULL;
+	}
+	if (strcmp(cmd, "constraints")) {
+		if ((rc = hearth_store_flush(h->store, err, err_len)))
+			return NULL;
+	}
+	if ((rc = hearth_constraints_get(h->store, &rules, after))) {
+		snprintf(err, err_len, "reading the hard rules: %s", hearth_strerror(rc));
+		return NULL;
+	}
+	if (strcmp(before, after)) {
+		memcpy(h->policy_hash, after, sizeof(after));
+		hearth_orch_set_policy_hash(h->orch, h->policy_hash);
+		d = cJSON_CreateObject();
+		cJSON_AddStringToObject(d, "command", cmd);
+		if (arg)
+			cJSON_AddStringToObject(d, "argument", arg);
+		cJSON_AddStringToObject(d, "policy_hash_before", before);
+		cJSON_AddStringToObject(d, "policy_hash", after);
+		audit(h, "constraints.changed", h->cfg->home, d);
+		hearth_store_flush(h->store, err, err_len);
+		LOG_INFO("hub", "hard rules changed (%s): policy %.12s", cmd, after);
+	}
+	o = cJSON_CreateObject();
+	if (!o) {
+		cJSON_Delete(rules);
+		return NULL;
+	}
+	cJSON_AddStringToObject(o, "policy_hash", h->policy_hash);
+	cJSON_AddItemToObject(o, "rules", rules);
+	return o;
+}
+
 static int
 add_episode(void *ud, const char *key, const char *json, size_t len)
 {
@@ -793,6 +865,8 @@ ctl_handle(void *ud, const char *cmd, const cJSON *req, char *err, size_t err_le
 		return ctl_status(h);
 	if (!strcmp(cmd, "health"))
 		return ctl_health(h, err, err_len);
+	if (!strncmp(cmd, "constraints", 11))
+		return ctl_constraints(h, cmd, req, err, err_len);
 	if (!strcmp(cmd, "devices")) {
 		cJSON *arr = cJSON_CreateArray();
 

@@ -584,6 +584,46 @@ test_backup_beside_writer(void **state)
 	assert_true(last > 1);
 }
 
+static void
+test_sealed_chain_needs_key(void **state)
+{
+	struct tmp *t = *state;
+	struct hearth_backup_report r;
+	struct hearth_restore_report rr;
+	uint8_t key[HEARTH_AUDIT_KEY_LEN];
+	char why[512], bk2[192];
+	hearth_store *st;
+
+	memset(key, 0x5a, sizeof(key));
+	fill(t->data, 1, 3, 0);
+	st = open_rw(t->data);
+	assert_int_equal(hearth_audit_set_seal_key(st, key), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(hearth_audit_append(st, 1700000000000LL + i, "plan.completed", "p",
+		                                     "{\"secret\":true}"),
+		                 0);
+	flush_ok(st);
+	hearth_audit_forget(st);
+	hearth_store_close(st);
+
+	/* Without the key the chain cannot be verified, so no backup validates. */
+	assert_int_equal(hearth_backup_make(t->data, t->bk, NULL, &r, why, sizeof(why)),
+	                 HEARTH_E_CONFIG);
+	assert_non_null(strstr(why, "audit chain cannot be verified"));
+	snprintf(bk2, sizeof(bk2), "%s/sealed", t->root);
+	if (hearth_backup_make(t->data, bk2, key, &r, why, sizeof(why)))
+		fail_msg("backup with the seal key: %s", why);
+	assert_int_equal(r.audit_records, 2);
+	assert_int_equal(hearth_backup_validate(bk2, NULL, &r, why, sizeof(why)), HEARTH_E_CONFIG);
+	assert_int_equal(hearth_backup_validate(bk2, key, &r, why, sizeof(why)), 0);
+	assert_int_equal(hearth_backup_restore(bk2, t->data, NULL, &rr, why, sizeof(why)),
+	                 HEARTH_E_CONFIG);
+	assert_string_equal(rr.kept, "");
+	if (hearth_backup_restore(bk2, t->data, key, &rr, why, sizeof(why)))
+		fail_msg("restore with the seal key: %s", why);
+	assert_true(rr.kept[0] != '\0');
+}
+
 /* ==== Restore ==== */
 
 static void
@@ -727,6 +767,7 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_backup_of_tampered_store_fails, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_backup_beside_writer, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_sealed_chain_needs_key, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_restore_refuses_bad_backup, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_restore_while_locked_then_not, setup,
 	                                        teardown),
