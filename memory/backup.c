@@ -56,20 +56,6 @@
 #define COPY_CHUNK       (256 * 1024)
 #define PATH_LEN         4096
 
-/* The named databases in enum hearth_db order, as store.c names them. */
-static const char *const db_names[HEARTH_DB_COUNT] = {
-        [HEARTH_DB_META] = "meta",
-        [HEARTH_DB_EPISODES] = "episodes",
-        [HEARTH_DB_DEVICES] = "devices",
-        [HEARTH_DB_SEMANTIC] = "semantic",
-        [HEARTH_DB_CONSTRAINTS] = "constraints",
-        [HEARTH_DB_RECIPES] = "recipes",
-        [HEARTH_DB_JOURNAL] = "journal",
-        [HEARTH_DB_CONSENTS] = "consents",
-        [HEARTH_DB_AUDIT] = "audit",
-        [HEARTH_DB_SECRETS] = "secrets",
-};
-
 _Static_assert(HEARTH_DB_COUNT <= HEARTH_BACKUP_DBS_MAX, "raise HEARTH_BACKUP_DBS_MAX");
 
 /* What the manifest of a backup says. */
@@ -143,37 +129,6 @@ show_key(char *buf, size_t len, int db, const MDB_val *k)
 		n += 3;
 	}
 	buf[n] = '\0';
-}
-
-/* mkdir -p; every directory it creates gets mode 0700. */
-static int
-make_dirs(const char *dir)
-{
-	char *path = hearth_strdup(dir);
-	struct stat sb;
-	int err = 0;
-
-	if (!path)
-		return -ENOMEM;
-	for (char *p = path + 1;; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		char c = *p;
-		*p = '\0';
-		if (stat(path, &sb) < 0 && mkdir(path, 0700) < 0 && errno != EEXIST) {
-			err = -errno;
-			break;
-		}
-		*p = c;
-		if (c == '\0')
-			break;
-	}
-	if (!err && stat(dir, &sb) < 0)
-		err = -errno;
-	else if (!err && !S_ISDIR(sb.st_mode))
-		err = -ENOTDIR;
-	hearth_free(path);
-	return err;
 }
 
 /* 1 when dir has no entry, 0 when it has one, or -errno. */
@@ -452,7 +407,7 @@ walk_db(MDB_txn *txn, MDB_dbi dbi, int db, const char *dir, const char *fix,
 	if ((size_t)n != ms.ms_entries) {
 		say(why, why_len,
 		    "%s: database \"%s\" has %ld readable entries, its header says %zu: %s", dir,
-		    db_names[db], n, ms.ms_entries, fix);
+		    store__db_name(db), n, ms.ms_entries, fix);
 		return HEARTH_E_CORRUPT;
 	}
 	r->dbs[db].entries = n;
@@ -467,7 +422,7 @@ walk_db(MDB_txn *txn, MDB_dbi dbi, int db, const char *dir, const char *fix,
 
 lmdb_fail:
 	say(why, why_len, "%s: database \"%s\" cannot be read to its end (%s): %s", dir,
-	    db_names[db], mdb_strerror(rc), fix);
+	    store__db_name(db), mdb_strerror(rc), fix);
 	return HEARTH_E_CORRUPT;
 }
 
@@ -584,7 +539,7 @@ check_lmdb(const char *dir, const char *fix, struct hearth_backup_report *r, cha
 	}
 	rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
 	if (rc == MDB_SUCCESS)
-		rc = mdb_dbi_open(txn, db_names[HEARTH_DB_META], 0, &dbi);
+		rc = mdb_dbi_open(txn, store__db_name(HEARTH_DB_META), 0, &dbi);
 	if (rc == MDB_NOTFOUND) {
 		say(why, why_len, "%s holds no hearth store (no meta database): %s", dir, fix);
 		err = HEARTH_E_CORRUPT;
@@ -600,19 +555,19 @@ check_lmdb(const char *dir, const char *fix, struct hearth_backup_report *r, cha
 		goto abort_txn;
 	r->ndbs = HEARTH_DB_COUNT;
 	for (int i = 0; i < HEARTH_DB_COUNT; i++) {
-		r->dbs[i].name = db_names[i];
-		rc = mdb_dbi_open(txn, db_names[i], 0, &dbi);
+		r->dbs[i].name = store__db_name(i);
+		rc = mdb_dbi_open(txn, store__db_name(i), 0, &dbi);
 		if (rc == MDB_NOTFOUND && i >= dbs_of_schema(r->schema_version))
 			continue;
 		if (rc == MDB_NOTFOUND) {
 			say(why, why_len, "%s lacks the database \"%s\" of schema %d: %s", dir,
-			    db_names[i], r->schema_version, fix);
+			    store__db_name(i), r->schema_version, fix);
 			err = HEARTH_E_CORRUPT;
 			goto abort_txn;
 		}
 		if (rc != MDB_SUCCESS) {
 			say(why, why_len, "%s: database \"%s\" cannot be opened (%s): %s", dir,
-			    db_names[i], mdb_strerror(rc), fix);
+			    store__db_name(i), mdb_strerror(rc), fix);
 			err = HEARTH_E_CORRUPT;
 			goto abort_txn;
 		}
@@ -843,7 +798,7 @@ hearth_backup_make(const char *data_dir, const char *dest_dir, const uint8_t *au
 	if (err)
 		return err;
 	if (stat(dest_dir, &sb) < 0) {
-		err = make_dirs(dest_dir);
+		err = store__make_dirs(dest_dir);
 		if (err) {
 			say(why, why_len, "cannot create %s: %s", dest_dir, strerror(-err));
 			goto close_store;
@@ -1080,7 +1035,7 @@ hearth_backup_restore(const char *backup_dir, const char *data_dir, const uint8_
 		goto unlock;
 
 	if (lock_fd < 0) {
-		err = make_dirs(data_dir);
+		err = store__make_dirs(data_dir);
 		if (err) {
 			say(why, why_len, "cannot create %s: %s", data_dir, strerror(-err));
 			goto unlock;
@@ -1162,7 +1117,7 @@ hearth_backup_db_entries(hearth_store *st, struct hearth_backup_db *out, int max
 	if (err)
 		return err;
 	for (int i = 0; i < HEARTH_DB_COUNT && n < max; i++, n++) {
-		out[n].name = db_names[i];
+		out[n].name = store__db_name(i);
 		out[n].present = store__has_db(st, i);
 		out[n].entries = 0;
 		if (!out[n].present)

@@ -167,8 +167,8 @@ fmt_size(char *buf, size_t len, size_t bytes)
 }
 
 /* mkdir -p with mode 0700 for every directory it creates. */
-static int
-make_dirs(const char *dir)
+int
+store__make_dirs(const char *dir)
 {
 	char *path = hearth_strdup(dir);
 	struct stat sb;
@@ -227,8 +227,14 @@ map_size_now(hearth_store *st)
 static void
 queue_clear(hearth_store *st)
 {
-	for (size_t i = 0; i < st->q_len; i++)
-		hearth_free(st->q[i]);
+	for (size_t i = 0; i < st->q_len; i++) {
+		struct op *op = st->q[i];
+
+		/* A queued secret (a phone's key) must not linger in freed memory. */
+		if (op->db == HEARTH_DB_SECRETS)
+			explicit_bzero(op->data, op->klen + op->vlen);
+		hearth_free(op);
+	}
 	st->q_len = 0;
 }
 
@@ -532,10 +538,17 @@ hearth_store_open(const struct hearth_store_opts *opts, hearth_store **out, char
 	st->episodes_max = opts->episodes_max > 0 ? opts->episodes_max : CONFIG_HEARTH_EPISODES_MAX;
 
 	if (!st->read_only) {
-		err = make_dirs(st->dir);
+		err = store__make_dirs(st->dir);
 		if (err) {
 			say(why, why_len, "cannot create data dir %s: %s", st->dir, strerror(-err));
 			goto free_st;
+		}
+		/* The store holds secrets: nobody but its owner reads the folder. */
+		if (stat(st->dir, &sb) == 0 && (sb.st_mode & 077)) {
+			LOG_WARN("store",
+			         "data dir %s was readable by others (mode %03o): now 0700",
+			         st->dir, (unsigned)(sb.st_mode & 0777));
+			chmod(st->dir, 0700);
 		}
 	}
 	data_path = hearth_malloc(strlen(st->dir) + sizeof("/data.mdb"));
@@ -640,7 +653,8 @@ hearth_store_info(hearth_store *st, struct hearth_store_info *out)
 
 	if (!st || !out)
 		return HEARTH_E_INVALID;
-	memset(out, 0, sizeof(*out));	out->schema_version = st->schema_version;
+	memset(out, 0, sizeof(*out));
+	out->schema_version = st->schema_version;
 	out->migrated_from = st->migrated_from;
 	snprintf(out->home_id, sizeof(out->home_id), "%s", st->home_id);
 	out->created_at = st->created_at;
@@ -983,6 +997,12 @@ void **
 store__slot(hearth_store *st, enum store_slot id)
 {
 	return &st->slots[id];
+}
+
+const char *
+store__db_name(enum hearth_db db)
+{
+	return db_names[db];
 }
 
 MDB_env *

@@ -38,6 +38,11 @@ enum hearth_db {
 typedef int (*store__apply_fn)(hearth_store *st, MDB_txn *txn, const void *data, size_t len);
 typedef int (*store__commit_fn)(void *ud, MDB_txn *txn);
 
+/* The database's name in the environment ("episodes"). */
+const char *store__db_name(enum hearth_db db);
+/* mkdir -p; every directory it creates gets mode 0700. 0 or -errno. */
+int store__make_dirs(const char *dir);
+
 MDB_env *store__env(hearth_store *st);
 MDB_dbi store__dbi(const hearth_store *st, enum hearth_db db);
 /* false only for a read-only open of a store older than the database. */

@@ -568,6 +568,26 @@ test_not_a_directory(void **state)
 	assert_non_null(strstr(why, t->dir));
 }
 
+/* A data dir others could read (made by hand, say) is closed to them at open. */
+static void
+test_loose_dir_tightened(void **state)
+{
+	struct tmp *t = *state;
+	struct hearth_store_opts o = opts_for(t, "home");
+	hearth_store *st = NULL;
+	struct stat sb;
+	char why[256];
+
+	snprintf(t->dir, sizeof(t->dir), "%s/loose", t->root);
+	assert_int_equal(mkdir(t->dir, 0755), 0);
+	assert_int_equal(chmod(t->dir, 0755), 0);
+	o.dir = t->dir;
+	assert_int_equal(hearth_store_open(&o, &st, why, sizeof(why)), 0);
+	assert_int_equal(stat(t->dir, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0700);
+	hearth_store_close(st);
+}
+
 int
 main(void)
 {
@@ -584,6 +604,7 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_map_grows, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_alloc_failure, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_not_a_directory, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_loose_dir_tightened, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
