@@ -15,6 +15,7 @@
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -30,10 +31,12 @@
 
 #include "memory/audit.h"
 #include "memory/backup.h"
+#include "memory/constraints.h"
 #include "memory/store.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/json.h"
+#include "platform/log.h"
 
 #ifndef HEARTH_VERSION
 #define HEARTH_VERSION "unknown"
@@ -53,6 +56,7 @@ enum cmd {
 	CMD_BACKUP,
 	CMD_RESTORE,
 	CMD_AUDIT,
+	CMD_CONSTRAINTS,
 	CMD_HELP,
 	CMD_VERSION,
 };
@@ -69,6 +73,9 @@ struct ctl {
 	const char *audit_sub;
 	const char *audit_file;
 	const char *audit_key;
+	/* constraints: "list", "load", "add" or "remove", and its argument */
+	const char *cons_sub;
+	const char *cons_arg;
 };
 
 /* What came of asking the daemon. */
@@ -85,7 +92,7 @@ static const struct {
 } commands[] = {
         {"status", CMD_STATUS}, {"devices", CMD_DEVICES}, {"episodes", CMD_EPISODES},
         {"health", CMD_HEALTH}, {"backup", CMD_BACKUP},   {"restore", CMD_RESTORE},
-        {"help", CMD_HELP},     {"audit", CMD_AUDIT},
+        {"help", CMD_HELP},     {"audit", CMD_AUDIT},     {"constraints", CMD_CONSTRAINTS},
 };
 
 static void
@@ -109,6 +116,10 @@ usage(FILE *f)
 	        "  audit verify          check the audit chain; names the first bad record\n"
 	        "  audit export [FILE]   the audit records as JSON lines, oldest first, into\n"
 	        "                        FILE (made 0600) or standard output\n"
+	        "  constraints [list]    the hard rules in force and their policy hash\n"
+	        "  constraints load FILE replace the rules with FILE's (a JSON array of rules)\n"
+	        "  constraints add FILE  add or replace the rule in FILE (a JSON object)\n"
+	        "  constraints remove ID remove rule ID\n"
 	        "  help                  this text\n"
 	        "\n"
 	        "options:\n"
@@ -227,6 +238,13 @@ parse_args(int argc, char **argv, struct ctl *c)
 			c->target = a;
 		} else if (c->cmd == CMD_AUDIT && audit_arg(c, a)) {
 			continue;
+		} else if (c->cmd == CMD_CONSTRAINTS && !c->cons_sub &&
+		           (!strcmp(a, "list") || !strcmp(a, "load") || !strcmp(a, "add") ||
+		            !strcmp(a, "remove"))) {
+			c->cons_sub = a;
+		} else if (c->cmd == CMD_CONSTRAINTS && c->cons_sub &&
+		           strcmp(c->cons_sub, "list") && !c->cons_arg) {
+			c->cons_arg = a;
 		} else {
 			return usage_error("unexpected argument \"%s\"", a);
 		}
@@ -240,6 +258,9 @@ parse_args(int argc, char **argv, struct ctl *c)
 		return usage_error("%s only goes with episodes", "--limit");
 	if (c->cmd == CMD_AUDIT && !c->audit_sub)
 		return usage_error("%s", "audit needs verify or export");
+	if (c->cmd == CMD_CONSTRAINTS && c->cons_sub && strcmp(c->cons_sub, "list") && !c->cons_arg)
+		return usage_error("constraints %s needs %s", c->cons_sub,
+		                   strcmp(c->cons_sub, "remove") ? "a FILE" : "a rule ID");
 	if (c->audit_key && c->cmd != CMD_AUDIT && c->cmd != CMD_BACKUP && c->cmd != CMD_RESTORE)
 		return usage_error("%s only goes with audit, backup and restore", "--audit-key");
 	return -1;
@@ -1683,6 +1704,162 @@ cmd_audit(const struct ctl *c)
 
 /* ==== Main ==== */
 
+/* ==== Constraints ==== */
+
+/* The rules and their hash, for a person: one line per rule. */
+static int
+print_constraints(const struct ctl *c, const cJSON *res)
+{
+	const cJSON *rules = cJSON_GetObjectItemCaseSensitive(res, "rules"), *r;
+
+	if (c->json)
+		return print_json(res);
+	printf("policy hash: %s\n", str_or(res, "policy_hash", "?"));
+	if (!cJSON_GetArraySize(rules)) {
+		printf("no hard rules\n");
+		return 0;
+	}
+	printf("%d hard rule%s:\n", cJSON_GetArraySize(rules),
+	       cJSON_GetArraySize(rules) == 1 ? "" : "s");
+	cJSON_ArrayForEach(r, rules)
+	{
+		printf("  %s: %s\n", str_or(r, "id", "?"),
+		       str_or(r, "reason", "(no reason given)"));
+	}
+	return 0;
+}
+
+/* A JSON file for constraints load / add, or NULL (reason printed). */
+static cJSON *
+read_json_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL, why[128];
+	size_t len = 0, cap = 0;
+	cJSON *js = NULL;
+
+	if (!f) {
+		fail("cannot read %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	for (;;) {
+		if (len == cap) {
+			char *nb;
+
+			cap = cap ? cap * 2 : 4096;
+			if (cap > HEARTH_CONSTRAINTS_FILE_MAX || !(nb = hearth_realloc(buf, cap))) {
+				fail("%s is too large", path);
+				goto out;
+			}
+			buf = nb;
+		}
+		size_t n = fread(buf + len, 1, cap - len, f);
+
+		len += n;
+		if (n == 0)
+			break;
+	}
+	if (hearth_json_parse(buf, len, &js, why, sizeof(why)))
+		fail("%s: %s", path, why);
+out:
+	hearth_free(buf);
+	fclose(f);
+	return js;
+}
+
+/*
+ * constraints: through the daemon when it runs (it commits, audits the change
+ * and plans under the new hash at once); otherwise on the store directly.
+ */
+static int
+cmd_constraints(const struct ctl *c)
+{
+	const char *sub = c->cons_sub ? c->cons_sub : "list";
+	cJSON *req = cJSON_CreateObject(), *doc = NULL, *result = NULL;
+	char path[PATH_MAX], why[512] = "";
+	hearth_store *st = NULL;
+	int rc = 1, err;
+
+	if (!req)
+		return 1;
+	if (!strcmp(sub, "list")) {
+		cJSON_AddStringToObject(req, "cmd", "constraints");
+	} else if (!strcmp(sub, "remove")) {
+		cJSON_AddStringToObject(req, "cmd", "constraints.remove");
+		cJSON_AddStringToObject(req, "id", c->cons_arg);
+	} else {
+		if (!realpath(c->cons_arg, path)) {
+			fail("cannot read %s: %s", c->cons_arg, strerror(errno));
+			goto out;
+		}
+		if (!(doc = read_json_file(path)))
+			goto out;
+		if (!strcmp(sub, "load")) {
+			cJSON_AddStringToObject(req, "cmd", "constraints.load");
+			cJSON_AddStringToObject(req, "file", path);
+		} else {
+			cJSON_AddStringToObject(req, "cmd", "constraints.add");
+			cJSON_AddItemToObject(req, "rule", cJSON_Duplicate(doc, 1));
+		}
+	}
+	switch (daemon_call(c->dir, req, &result)) {
+	case CALL_OK:
+		rc = print_constraints(c, result);
+		goto out;
+	case CALL_NO_DAEMON:
+		break;
+	default:
+		goto out;
+	}
+	/* No daemon: change the store itself (it plans under it at its next start). */
+	{
+		struct hearth_store_opts o = {.dir = c->dir, .read_only = !strcmp(sub, "list")};
+
+		err = hearth_store_open(&o, &st, why, sizeof(why));
+		if (err) {
+			fail("hearthd is not running and the store cannot be opened: %s", why);
+			goto out;
+		}
+	}
+	if (strcmp(sub, "list"))
+		fprintf(stderr, "hearthctl: hearthd is not running; changing the store in %s\n",
+		        c->dir);
+	if (!strcmp(sub, "load"))
+		err = hearth_constraints_replace(st, doc, path, why, sizeof(why));
+	else if (!strcmp(sub, "add"))
+		err = hearth_constraints_add(st, doc, path, why, sizeof(why));
+	else if (!strcmp(sub, "remove"))
+		err = hearth_constraints_remove(st, c->cons_arg);
+	else
+		err = 0;
+	if (!err && strcmp(sub, "list"))
+		err = hearth_store_flush(st, why, sizeof(why));
+	if (err) {
+		fail("%s", why[0] ? why : hearth_strerror(err));
+		goto out;
+	}
+	{
+		char hash[65];
+		cJSON *rules = NULL;
+
+		err = hearth_constraints_get(st, &rules, hash);
+		if (err) {
+			fail("reading the hard rules: %s", hearth_strerror(err));
+			goto out;
+		}
+		result = cJSON_CreateObject();
+		cJSON_AddStringToObject(result, "policy_hash", hash);
+		cJSON_AddItemToObject(result, "rules", rules);
+		rc = print_constraints(c, result);
+	}
+out:
+	hearth_store_close(st);
+	cJSON_Delete(result);
+	cJSON_Delete(doc);
+	cJSON_Delete(req);
+	return rc;
+}
+
 static cJSON *
 make_request(const struct ctl *c)
 {
@@ -1707,6 +1884,7 @@ main(int argc, char **argv)
 	int rc;
 
 	hearth_alloc_init();
+	hearth_log_set_level(HEARTH_LOG_WARN); /* the library's info lines are not for the CLI */
 	rc = parse_args(argc, argv, &c);
 	if (rc >= 0)
 		return rc;
@@ -1725,6 +1903,8 @@ main(int argc, char **argv)
 		return rc;
 	if (c.cmd == CMD_AUDIT)
 		return cmd_audit(&c);
+	if (c.cmd == CMD_CONSTRAINTS)
+		return cmd_constraints(&c);
 
 	req = make_request(&c);
 	if (!req) {
