@@ -128,7 +128,9 @@ do_cross_build() {
 		-DCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/toolchain-aarch64.cmake" -DHEARTH_INTEGRATION=OFF
 	cmake --build build-aarch64 -j2
 }
-do_cross_test() { run_ctest build-aarch64 -L unit -j2; }
+# Tests labelled "threads" are left out: qemu-user hangs creating a thread
+# here (see tests/CMakeLists.txt); they run natively in the other stages.
+do_cross_test() { run_ctest build-aarch64 -L unit -LE threads -j2; }
 
 # ---------------------------------------------------------------- main
 rm -rf "$LOGS"
