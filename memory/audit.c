@@ -1570,7 +1570,7 @@ hearth_audit_load_key(const char *path, uint8_t key[HEARTH_AUDIT_KEY_LEN], char 
 	if (err) {
 		say(why, why_len,
 		    "key file %s must hold 64 hex digits or 32 raw bytes (make one with: "
-		    "head -c 32 /dev/urandom > FILE)",
+		    "(umask 077; head -c 32 /dev/urandom > FILE))",
 		    path);
 		err = HEARTH_E_CONFIG;
 	}

@@ -1,6 +1,7 @@
 /*
  * store.c - hearth's LMDB store: one environment in the data dir with the
- * named databases "meta", "episodes" and "devices".
+ * named databases of store_internal.h; this file keeps meta, episodes and
+ * devices, the other modules of memory/ keep theirs on the same queue.
  *
  * The store owns the LMDB environment and a queue of pending writes. Writers
  * only queue (each record is copied, so the caller's buffer may go); the
@@ -280,8 +281,8 @@ parse_i64(const char *s, int64_t *out)
 
 /*
  * The one place where a store written by an older schema is brought up to
- * HEARTH_SCHEMA_VERSION, inside the opening write transaction. Schema 1 is
- * the first, so there is no step yet: each new version adds a case that
+ * HEARTH_SCHEMA_VERSION, inside the opening write transaction. Each new
+ * version adds a case that
  * rewrites the records of version N into N + 1 and falls through to the next,
  * and the end rewrites meta's schema_version.
  */

@@ -46,7 +46,7 @@ struct hearth_store_info {
  * Open (or create) the store. Calls mdb_reader_check to clear stale reader
  * slots. On error returns a negative hearth error and writes a one-line reason
  * a user can act on into why (e.g. "store /d was written by schema 3, this
- * hearthd knows up to 1: upgrade hearth"), and *out is NULL.
+ * hearthd knows up to 2: upgrade hearth"), and *out is NULL.
  */
 int hearth_store_open(const struct hearth_store_opts *opts, hearth_store **out, char *why,
                       size_t why_len);

@@ -20,7 +20,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define REQ_MAX     4096
+#define REQ_MAX     (64 * 1024) /* a hard rule travels inline in constraints.add */
 #define MAX_CLIENTS 16
 
 struct client {

@@ -1813,9 +1813,16 @@ cmd_constraints(const struct ctl *c)
 	}
 	/* No daemon: change the store itself (it plans under it at its next start). */
 	{
-		struct hearth_store_opts o = {.dir = c->dir, .read_only = !strcmp(sub, "list")};
+		struct hearth_store_opts o = {.dir = c->dir, .read_only = true};
 
+		/* Read-only first: a mistyped --data must not create a store. */
 		err = hearth_store_open(&o, &st, why, sizeof(why));
+		if (!err && strcmp(sub, "list")) {
+			hearth_store_close(st);
+			st = NULL;
+			o.read_only = false;
+			err = hearth_store_open(&o, &st, why, sizeof(why));
+		}
 		if (err) {
 			fail("hearthd is not running and the store cannot be opened: %s", why);
 			goto out;
@@ -1832,8 +1839,35 @@ cmd_constraints(const struct ctl *c)
 		err = hearth_constraints_remove(st, c->cons_arg);
 	else
 		err = 0;
-	if (!err && strcmp(sub, "list"))
+	if (!err && strcmp(sub, "list")) {
+		/* The same trace the daemon leaves: who changed the rules, how. */
+		char before[65] = "", after[65] = "";
+
+		hearth_constraints_policy_hash(st, before);
 		err = hearth_store_flush(st, why, sizeof(why));
+		if (!err)
+			err = hearth_constraints_policy_hash(st, after);
+		if (!err && strcmp(before, after)) {
+			cJSON *d = cJSON_CreateObject();
+			char cmd[48], *text;
+
+			snprintf(cmd, sizeof(cmd), "constraints.%s", sub);
+			cJSON_AddStringToObject(d, "command", cmd);
+			cJSON_AddStringToObject(d, "argument",
+			                        !strcmp(sub, "remove") ? c->cons_arg : path);
+			cJSON_AddStringToObject(d, "policy_hash_before", before);
+			cJSON_AddStringToObject(d, "policy_hash", after);
+			cJSON_AddStringToObject(d, "by", "hearthctl");
+			text = hearth_json_print(d);
+			cJSON_Delete(d);
+			err = text ? hearth_audit_append(st, (int64_t)time(NULL) * 1000,
+			                                 "constraints.changed", "hearthctl", text)
+			           : -ENOMEM;
+			hearth_free(text);
+			if (!err)
+				err = hearth_store_flush(st, why, sizeof(why));
+		}
+	}
 	if (err) {
 		fail("%s", why[0] ? why : hearth_strerror(err));
 		goto out;

@@ -797,7 +797,7 @@ ctl_constraints(hearth_hub *h, const char *cmd, const cJSON *req, char *err, siz
 	} else if (!strcmp(cmd, "constraints.add")) {
 		const cJSON *rule = cJSON_GetObjectItemCaseSensitive(req, "rule");
 
-		rc = hearth_constraints_add(h->store, rule, "hearthctl", err, err_len);
+		rc = hearth_constraints_add(h->store, rule, "rule", err, err_len);
 		if (!rc)
 			hearth_json_get_str(rule, "id", &arg);
 	} else if (!strcmp(cmd, "constraints.remove")) {
@@ -895,7 +895,9 @@ ctl_handle(void *ud, const char *cmd, const cJSON *req, char *err, size_t err_le
 		}
 		return arr;
 	}
-	snprintf(err, err_len, "unknown command \"%.40s\" (try: status, devices, episodes)", cmd);
+	snprintf(err, err_len,
+	         "unknown command \"%.40s\" (try: status, devices, episodes, health, constraints)",
+	         cmd);
 	return NULL;
 }
 

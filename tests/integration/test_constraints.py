@@ -110,6 +110,36 @@ class ConstraintsTest(harness.TestCase):
         ep = [e for e in eps if e["id"] == reply.json["plan_id"]][0]
         self.assertEqual(ep["policy_hash"], canonical_hash([RULE_AWAY]))
 
+    def test_offline_change_is_applied_and_audited(self):
+        broker = self.broker()
+        phone = self.client(broker)
+        phone.subscribe(f"{P}/status")
+        hub = self.hub(broker)
+        hub.wait_online(phone)
+        self.assertEqual(hub.stop(), 0)
+
+        r = harness.run_ctl(hub.data_dir, "constraints", "add", self.write("heat.json", RULE_HEAT))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("not running", r.stderr)
+        self.assertEqual(self.ctl_rules(hub)["policy_hash"], canonical_hash([RULE_HEAT]))
+        records = [json.loads(line) for line in
+                   harness.run_ctl(hub.data_dir, "audit", "export").stdout.splitlines()]
+        change = [r for r in records if r["kind"] == "constraints.changed"]
+        self.assertEqual(len(change), 1, records)
+        self.assertEqual(change[0]["detail"]["by"], "hearthctl")
+        self.assertEqual(harness.run_ctl(hub.data_dir, "audit", "verify").returncode, 0)
+
+        # A mistyped --data does not make a new store somewhere.
+        nowhere = os.path.join(harness.workdir("typo"), "no-such-store")
+        r = harness.run_ctl(nowhere, "constraints", "remove", "heat_cap")
+        self.assertEqual(r.returncode, 1)
+        self.assertFalse(os.path.exists(nowhere))
+
+        # The daemon plans under the rules it finds at start.
+        hub.start()
+        hub.wait_online(phone)
+        self.assertEqual(self.ctl_rules(hub)["policy_hash"], canonical_hash([RULE_HEAT]))
+
     def test_bad_rules_file_stops_the_daemon_with_a_reason(self):
         rules_file = self.write("rules.json", [dict(RULE_AWAY, when={"flag": 7, "is": True})])
         config = self.write("hearth.json", {"constraints": {"file": rules_file}})
