@@ -33,43 +33,9 @@
 #include "platform/crypto.h"
 #include "platform/err.h"
 #include "platform/json.h"
+#include "tests/unit/support/tmpstore.h"
 
 static const char zeros[] = "0000000000000000000000000000000000000000000000000000000000000000";
-
-struct tmp {
-	char root[64];
-	char dir[128];
-};
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static int
-setup(void **state)
-{
-	struct tmp *t = calloc(1, sizeof(*t));
-
-	assert_non_null(t);
-	snprintf(t->root, sizeof(t->root), "/tmp/hearth-audit-XXXXXX");
-	assert_non_null(mkdtemp(t->root));
-	snprintf(t->dir, sizeof(t->dir), "%s/data", t->root);
-	*state = t;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct tmp *t = *state;
-
-	hearth_alloc_fail_after(-1);
-	nftw(t->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(t);
-	return 0;
-}
 
 /* ==== Store helpers ==== */
 
@@ -989,24 +955,38 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_setup_teardown(test_append_verify, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_canonical_form, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_edit_one_byte, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_delete_record, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_delete_tail, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_swap_records, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_insert_forged, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_retention_stops_at_damage, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_checkpoint_tamper, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_head_tamper, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_sealed, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_map_full, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_export_lines, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_invalid_input, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_alloc_failure, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_load_key, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_append_cost, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_append_verify, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_canonical_form, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_edit_one_byte, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_delete_record, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_delete_tail, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_swap_records, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_insert_forged, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_retention, tmpstore_setup, tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_retention_stops_at_damage, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_checkpoint_tamper, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_head_tamper, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_sealed, tmpstore_setup, tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_map_full, tmpstore_setup, tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_export_lines, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_invalid_input, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_alloc_failure, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_load_key, tmpstore_setup, tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_append_cost, tmpstore_setup,
+	                                        tmpstore_teardown),
 	};
 
 	hearth_alloc_init();

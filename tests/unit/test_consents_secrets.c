@@ -28,41 +28,7 @@
 #include "platform/err.h"
 #include "platform/json.h"
 #include "platform/log.h"
-
-struct tmp {
-	char root[64];
-	char dir[128];
-};
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static int
-setup(void **state)
-{
-	struct tmp *t = calloc(1, sizeof(*t));
-
-	assert_non_null(t);
-	snprintf(t->root, sizeof(t->root), "/tmp/hearth-consents-XXXXXX");
-	assert_non_null(mkdtemp(t->root));
-	snprintf(t->dir, sizeof(t->dir), "%s/data", t->root);
-	*state = t;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct tmp *t = *state;
-
-	hearth_alloc_fail_after(-1);
-	nftw(t->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(t);
-	return 0;
-}
+#include "tests/unit/support/tmpstore.h"
 
 static hearth_store *
 open_opts(const struct tmp *t, bool read_only)
@@ -81,17 +47,6 @@ static hearth_store *
 open_ok(const struct tmp *t)
 {
 	return open_opts(t, false);
-}
-
-static void
-flush_ok(hearth_store *st)
-{
-	char why[256];
-	int err = hearth_store_flush(st, why, sizeof(why));
-
-	if (err)
-		fail_msg("flush: %d %s", err, why);
-	assert_int_equal(hearth_store_pending(st), 0);
 }
 
 #define EXPECT_ALLOC_SAFE(st, call)                                                                \
@@ -144,7 +99,7 @@ test_consent_grant_revoke(void **state)
 	assert_int_equal(hearth_consent_grant(st, scope, "phone-2", "run", 1100, 5000), 0);
 	/* The same who and what again: replaces, does not pile up. */
 	assert_int_equal(hearth_consent_grant(st, scope, "phone-1", "run", 1200, 0), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	hearth_store_close(st);
 
 	st = open_ok(t);
@@ -172,18 +127,18 @@ test_consent_grant_revoke(void **state)
 
 	/* Revoke phone-1's: phone-2's holds until it expires. */
 	assert_int_equal(hearth_consent_revoke(st, scope, "phone-1", NULL), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	assert_int_equal(grants_of(st, scope), 1);
 	assert_int_equal(hearth_consent_allowed(st, scope, "run", 4999), 1);
 	assert_int_equal(hearth_consent_allowed(st, scope, "run", 5000), 0);
 
 	/* The last grant goes: so does the record. */
 	assert_int_equal(hearth_consent_revoke(st, scope, NULL, "run"), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	assert_int_equal(hearth_consent_get(st, scope, &rec), HEARTH_E_NOT_FOUND);
 	/* Revoking what is not there is fine. */
 	assert_int_equal(hearth_consent_revoke(st, scope, "phone-9", NULL), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 
 	/* Refusals queue nothing. */
 	assert_int_equal(hearth_consent_grant(st, "", "p", "run", 1, 0), HEARTH_E_INVALID);
@@ -206,24 +161,24 @@ test_consent_standing(void **state)
 	cJSON *rec;
 
 	assert_int_equal(hearth_consent_set_standing(st, scope, true, "owner", 500), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	assert_int_equal(hearth_consent_allowed(st, scope, "anything", 1 << 30), 1);
 	/* A standing record without grants survives revoking grants... */
 	assert_int_equal(hearth_consent_grant(st, scope, "owner", "use", 600, 700), 0);
 	assert_int_equal(hearth_consent_revoke(st, scope, "owner", "use"), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	assert_int_equal(hearth_consent_get(st, scope, &rec), 0);
 	assert_int_equal(hearth_json_get_bool(rec, "standing", &standing), 0);
 	assert_true(standing);
 	cJSON_Delete(rec);
 	/* ...and clearing standing leaves it in force no more. */
 	assert_int_equal(hearth_consent_set_standing(st, scope, false, "owner", 800), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	assert_int_equal(hearth_consent_allowed(st, scope, "anything", 900), 0);
 	/* Revoking everything removes the record, standing included. */
 	assert_int_equal(hearth_consent_set_standing(st, scope, true, "owner", 1000), 0);
 	assert_int_equal(hearth_consent_revoke(st, scope, NULL, NULL), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	assert_int_equal(hearth_consent_get(st, scope, &rec), HEARTH_E_NOT_FOUND);
 	hearth_store_close(st);
 }
@@ -259,7 +214,7 @@ test_consent_list_and_cap(void **state)
 		snprintf(who, sizeof(who), "p%d", i);
 		assert_int_equal(hearth_consent_grant(st, "recipe:many", who, "run", 10 + i, 0), 0);
 	}
-	flush_ok(st);
+	tmpstore_flush(st);
 	assert_int_equal(grants_of(st, "recipe:many"), HEARTH_CONSENT_GRANTS_MAX);
 
 	assert_int_equal(hearth_consents_each(st, "recipe:", collect_scope, &c), 0);
@@ -341,7 +296,7 @@ test_secrets_roundtrip(void **state)
 	                 HEARTH_E_NOT_FOUND);
 	assert_int_equal(hearth_secret_put(st, "phone/phone-1", key1, sizeof(key1)), 0);
 	assert_int_equal(hearth_secret_put(st, "audit/checkpoint", key2, strlen(key2)), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	hearth_store_close(st);
 
 	st = open_ok(t);
@@ -368,7 +323,7 @@ test_secrets_roundtrip(void **state)
 	assert_int_equal(hearth_secret_put(st, "phone/phone-1", "new", 3), 0);
 	assert_int_equal(hearth_secret_del(st, "audit/checkpoint"), 0);
 	assert_int_equal(hearth_secret_del(st, "never-there"), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	assert_int_equal(hearth_secret_get(st, "phone/phone-1", buf, sizeof(buf), &len), 0);
 	assert_int_equal(len, 3);
 	assert_memory_equal(buf, "new", 3);
@@ -405,7 +360,7 @@ test_secrets_file_mode(void **state)
 
 	umask(old);
 	assert_int_equal(hearth_secret_put(st, "phone/phone-1", key1, sizeof(key1)), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	snprintf(path, sizeof(path), "%s/data.mdb", t->dir);
 	assert_int_equal(stat(path, &sb), 0);
 	assert_int_equal(sb.st_mode & 07777, 0600);
@@ -455,7 +410,7 @@ test_secrets_never_logged(void **state)
 
 	st = open_ok(t);
 	assert_int_equal(hearth_secret_put(st, "phone/phone-1", key2, strlen(key2)), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	assert_int_equal(hearth_secret_get(st, "phone/phone-1", buf, sizeof(buf), &len), 0);
 	assert_int_equal(hearth_secret_get(st, "phone/phone-1", buf, 2, &len), HEARTH_E_TOO_LARGE);
 	assert_int_equal(hearth_secrets_each(st, collect_name, &c), 0);
@@ -480,7 +435,7 @@ test_secrets_alloc_failure(void **state)
 
 	EXPECT_ALLOC_SAFE(st, hearth_secret_put(st, "phone/phone-1", key1, sizeof(key1)));
 	EXPECT_ALLOC_SAFE(st, hearth_secret_del(st, "phone/phone-0"));
-	flush_ok(st);
+	tmpstore_flush(st);
 	assert_int_equal(hearth_secret_get(st, "phone/phone-1", buf, sizeof(buf), &len), 0);
 	assert_int_equal(len, sizeof(key1));
 	hearth_store_close(st);
@@ -490,14 +445,22 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_setup_teardown(test_consent_grant_revoke, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_consent_standing, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_consent_list_and_cap, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_consent_alloc_failure, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_secrets_roundtrip, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_secrets_file_mode, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_secrets_never_logged, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_secrets_alloc_failure, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_consent_grant_revoke, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_consent_standing, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_consent_list_and_cap, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_consent_alloc_failure, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_secrets_roundtrip, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_secrets_file_mode, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_secrets_never_logged, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_secrets_alloc_failure, tmpstore_setup,
+	                                        tmpstore_teardown),
 	};
 
 	hearth_alloc_init();

@@ -26,65 +26,7 @@
 #include "platform/crypto.h"
 #include "platform/err.h"
 #include "platform/json.h"
-
-struct tmp {
-	char root[64];
-	char dir[128];
-};
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static int
-setup(void **state)
-{
-	struct tmp *t = calloc(1, sizeof(*t));
-
-	assert_non_null(t);
-	snprintf(t->root, sizeof(t->root), "/tmp/hearth-constraints-XXXXXX");
-	assert_non_null(mkdtemp(t->root));
-	snprintf(t->dir, sizeof(t->dir), "%s/data", t->root);
-	*state = t;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct tmp *t = *state;
-
-	hearth_alloc_fail_after(-1);
-	nftw(t->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(t);
-	return 0;
-}
-
-static hearth_store *
-open_ok(const struct tmp *t)
-{
-	struct hearth_store_opts o = {.dir = t->dir, .home_id = "home", .no_sync = true};
-	hearth_store *st = NULL;
-	char why[256];
-	int err = hearth_store_open(&o, &st, why, sizeof(why));
-
-	if (err)
-		fail_msg("open %s: %d %s", t->dir, err, why);
-	return st;
-}
-
-static void
-flush_ok(hearth_store *st)
-{
-	char why[256];
-	int err = hearth_store_flush(st, why, sizeof(why));
-
-	if (err)
-		fail_msg("flush: %d %s", err, why);
-	assert_int_equal(hearth_store_pending(st), 0);
-}
+#include "tests/unit/support/tmpstore.h"
 
 static cJSON *
 parse(const char *text)
@@ -128,16 +70,16 @@ static void
 test_store_and_reopen(void **state)
 {
 	struct tmp *t = *state;
-	hearth_store *st = open_ok(t);
+	hearth_store *st = tmpstore_open(t);
 	cJSON *set = parse("[" RULE_HEAT "," RULE_AWAY "," RULE_QUIET "]"), *got = NULL;
 	char why[256], hash[65], hash2[65], *text;
 
 	assert_int_equal(hearth_constraints_replace(st, set, "test", why, sizeof(why)), 0);
 	assert_int_equal(hearth_store_pending(st), 1); /* one op for the whole set */
-	flush_ok(st);
+	tmpstore_flush(st);
 	hearth_store_close(st);
 
-	st = open_ok(t);
+	st = tmpstore_open(t);
 	assert_int_equal(hearth_constraints_get(st, &got, hash), 0);
 	assert_int_equal(cJSON_GetArraySize(got), 3);
 	/* In id order, in canonical form. */
@@ -168,7 +110,7 @@ static void
 test_policy_hash(void **state)
 {
 	struct tmp *t = *state;
-	hearth_store *st = open_ok(t);
+	hearth_store *st = tmpstore_open(t);
 	uint8_t md[HEARTH_SHA256_LEN];
 	char why[256], empty[65], h1[65], h2[65], h3[65];
 	cJSON *a = parse("[" RULE_AWAY "," RULE_HEAT "," RULE_QUIET "]");
@@ -188,19 +130,19 @@ test_policy_hash(void **state)
 	assert_int_equal(hearth_constraints_hash_of(b, h2), 0);
 	assert_string_equal(h1, h2);
 	assert_int_equal(hearth_constraints_replace(st, b, "b", why, sizeof(why)), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	assert_int_equal(hearth_constraints_policy_hash(st, h3), 0);
 	assert_string_equal(h1, h3);
 
 	/* Added one by one, in yet another order: the same hash. */
 	assert_int_equal(hearth_constraints_replace(st, none, "none", why, sizeof(why)), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	assert_int_equal(hearth_constraints_policy_hash(st, h3), 0);
 	assert_string_equal(h3, HEARTH_POLICY_HASH_EMPTY);
 	for (int i = 2; i >= 0; i--) {
 		rule = cJSON_GetArrayItem(a, i);
 		assert_int_equal(hearth_constraints_add(st, rule, "cli", why, sizeof(why)), 0);
-		flush_ok(st);
+		tmpstore_flush(st);
 	}
 	assert_int_equal(hearth_constraints_policy_hash(st, h3), 0);
 	assert_string_equal(h1, h3);
@@ -210,7 +152,7 @@ test_policy_hash(void **state)
 	assert_string_not_equal(h1, h2);
 	rule = parse(RULE_HEAT_25);
 	assert_int_equal(hearth_constraints_add(st, rule, "cli", why, sizeof(why)), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	cJSON_Delete(rule);
 	assert_int_equal(hearth_constraints_policy_hash(st, h3), 0);
 	assert_string_equal(h2, h3);
@@ -218,7 +160,7 @@ test_policy_hash(void **state)
 	/* Removing a rule changes it; removing one that is not there does nothing. */
 	assert_int_equal(hearth_constraints_remove(st, "quiet"), 0);
 	assert_int_equal(hearth_constraints_remove(st, "not_there"), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	assert_int_equal(hearth_constraints_policy_hash(st, h3), 0);
 	assert_string_not_equal(h2, h3);
 	assert_int_equal(hearth_constraints_remove(st, "bad/id"), HEARTH_E_INVALID);
@@ -234,18 +176,18 @@ static void
 test_replace_is_whole(void **state)
 {
 	struct tmp *t = *state;
-	hearth_store *st = open_ok(t);
+	hearth_store *st = tmpstore_open(t);
 	cJSON *ab = parse("[" RULE_AWAY "," RULE_HEAT "]"), *q = parse("[" RULE_QUIET "]");
 	cJSON *bad = parse("[" RULE_QUIET ",{\"id\":\"x\"}]"), *got;
 	char why[256];
 
 	assert_int_equal(hearth_constraints_replace(st, ab, "ab", why, sizeof(why)), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	/* A replacement and an addition queued in one turn apply in order. */
 	assert_int_equal(hearth_constraints_replace(st, q, "q", why, sizeof(why)), 0);
 	assert_int_equal(
 	        hearth_constraints_add(st, cJSON_GetArrayItem(ab, 1), "cli", why, sizeof(why)), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	assert_int_equal(hearth_constraints_get(st, &got, NULL), 0);
 	assert_int_equal(cJSON_GetArraySize(got), 2);
 	assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(got, 0), "id")->valuestring,
@@ -406,14 +348,14 @@ static void
 test_load_file(void **state)
 {
 	struct tmp *t = *state;
-	hearth_store *st = open_ok(t);
+	hearth_store *st = tmpstore_open(t);
 	char path[192], why[512], hash[65], want[65];
 	cJSON *set = parse("[" RULE_AWAY "," RULE_HEAT "]");
 
 	snprintf(path, sizeof(path), "%s/rules.json", t->root);
 	write_file(path, "[" RULE_AWAY ",\n" RULE_HEAT "]\n");
 	assert_int_equal(hearth_constraints_load_file(st, path, why, sizeof(why)), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	assert_int_equal(hearth_constraints_policy_hash(st, hash), 0);
 	assert_int_equal(hearth_constraints_hash_of(set, want), 0);
 	assert_string_equal(hash, want);
@@ -459,7 +401,7 @@ static void
 test_alloc_failure(void **state)
 {
 	struct tmp *t = *state;
-	hearth_store *st = open_ok(t);
+	hearth_store *st = tmpstore_open(t);
 	cJSON *set = parse("[" RULE_AWAY "," RULE_HEAT "," RULE_QUIET "]"), *got = NULL;
 	cJSON *one = parse(RULE_HEAT_25);
 	char why[256], hash[65], want[65];
@@ -468,7 +410,7 @@ test_alloc_failure(void **state)
 	EXPECT_ALLOC_SAFE(st, hearth_constraints_replace(st, set, "s", why, sizeof(why)));
 	EXPECT_ALLOC_SAFE(st, hearth_constraints_add(st, one, "s", why, sizeof(why)));
 	EXPECT_ALLOC_SAFE(st, hearth_constraints_remove(st, "quiet"));
-	flush_ok(st);
+	tmpstore_flush(st);
 
 	/* Reading under failing allocations: -ENOMEM and nothing half-made. */
 	for (long n = 0;; n++) {
@@ -494,12 +436,17 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_setup_teardown(test_store_and_reopen, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_policy_hash, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_replace_is_whole, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_validation_errors, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_load_file, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_alloc_failure, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_store_and_reopen, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_policy_hash, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_replace_is_whole, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_validation_errors, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_load_file, tmpstore_setup, tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_alloc_failure, tmpstore_setup,
+	                                        tmpstore_teardown),
 	};
 
 	hearth_alloc_init();

@@ -23,68 +23,10 @@
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/json.h"
+#include "tests/unit/support/tmpstore.h"
 
 #define N_EPISODES 300
 #define T0         1700000000000LL /* ms: a fixed base time */
-
-struct tmp {
-	char root[64];
-	char dir[128];
-};
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static int
-setup(void **state)
-{
-	struct tmp *t = calloc(1, sizeof(*t));
-
-	assert_non_null(t);
-	snprintf(t->root, sizeof(t->root), "/tmp/hearth-episodic-XXXXXX");
-	assert_non_null(mkdtemp(t->root));
-	snprintf(t->dir, sizeof(t->dir), "%s/data", t->root);
-	*state = t;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct tmp *t = *state;
-
-	hearth_alloc_fail_after(-1);
-	nftw(t->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(t);
-	return 0;
-}
-
-static hearth_store *
-open_ok(const struct tmp *t)
-{
-	struct hearth_store_opts o = {.dir = t->dir, .home_id = "home", .no_sync = true};
-	hearth_store *st = NULL;
-	char why[256];
-	int err = hearth_store_open(&o, &st, why, sizeof(why));
-
-	if (err)
-		fail_msg("open %s: %d %s", t->dir, err, why);
-	return st;
-}
-
-static void
-flush_ok(hearth_store *st)
-{
-	char why[256];
-	int err = hearth_store_flush(st, why, sizeof(why));
-
-	if (err)
-		fail_msg("flush: %d %s", err, why);
-	assert_int_equal(hearth_store_pending(st), 0);
-}
 
 /* ==== Synthetic episodes ==== */
 
@@ -143,11 +85,11 @@ add_synthetic(hearth_store *st, int i)
 static hearth_store *
 open_with_synthetic(const struct tmp *t)
 {
-	hearth_store *st = open_ok(t);
+	hearth_store *st = tmpstore_open(t);
 
 	for (int i = 0; i < N_EPISODES; i++)
 		add_synthetic(st, i);
-	flush_ok(st);
+	tmpstore_flush(st);
 	return st;
 }
 
@@ -219,16 +161,16 @@ test_roundtrip_reopen(void **state)
 	struct tmp *t = *state;
 	struct hearth_episode_query q = {0};
 	struct got g = {0};
-	hearth_store *st = open_ok(t);
+	hearth_store *st = tmpstore_open(t);
 
 	for (int i = 0; i < 10; i++)
 		add_synthetic(st, i);
 	/* Nothing is visible before the flush. */
 	assert_int_equal(hearth_episodes_query(st, NULL, collect, &g), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	hearth_store_close(st);
 
-	st = open_ok(t);
+	st = tmpstore_open(t);
 	assert_int_equal(hearth_episodes_query(st, NULL, collect, &g), 10);
 	for (int k = 0; k < 10; k++)
 		assert_int_equal(g.idx[k], 9 - k);
@@ -353,14 +295,14 @@ static void
 test_corrupt_record_skipped(void **state)
 {
 	struct tmp *t = *state;
-	hearth_store *st = open_ok(t);
+	hearth_store *st = tmpstore_open(t);
 	struct got g = {0};
 
 	add_synthetic(st, 1);
 	assert_int_equal(hearth_store_episode_add(st, ep_ts(2), "not json", 8), 0);
 	assert_int_equal(hearth_store_episode_add(st, ep_ts(3), "[1,2]", 5), 0);
 	add_synthetic(st, 4);
-	flush_ok(st);
+	tmpstore_flush(st);
 	assert_int_equal(hearth_episodes_query(st, NULL, collect, &g), 2);
 	assert_int_equal(g.idx[0], 4);
 	assert_int_equal(g.idx[1], 1);
@@ -390,7 +332,7 @@ test_age_window(void **state)
 	/* The hook runs at the next flush that writes. */
 	assert_int_equal(hearth_episodes_query(st, NULL, collect, &g), N_EPISODES);
 	add_synthetic(st, N_EPISODES);
-	flush_ok(st);
+	tmpstore_flush(st);
 	/* Kept: key time >= now - 100 s, i.e. episodes 199..300. */
 	memset(&g, 0, sizeof(g));
 	assert_int_equal(hearth_episodes_query(st, &q, collect, &g), N_EPISODES + 1 - 199);
@@ -399,7 +341,7 @@ test_age_window(void **state)
 	/* The clock moves on: at the next flush more goes. */
 	now += 50 * 1000;
 	add_synthetic(st, N_EPISODES + 1);
-	flush_ok(st);
+	tmpstore_flush(st);
 	memset(&g, 0, sizeof(g));
 	assert_int_equal(hearth_episodes_query(st, &q, collect, &g), N_EPISODES + 2 - 249);
 	assert_int_equal(g.idx[0], 249);
@@ -408,7 +350,7 @@ test_age_window(void **state)
 	age.max_age_ms = 0;
 	now += 1000 * 1000;
 	add_synthetic(st, N_EPISODES + 2);
-	flush_ok(st);
+	tmpstore_flush(st);
 	memset(&g, 0, sizeof(g));
 	assert_int_equal(hearth_episodes_query(st, &q, collect, &g), N_EPISODES + 3 - 249);
 	hearth_store_close(st);
@@ -429,13 +371,13 @@ test_prune(void **state)
 
 	assert_int_equal(hearth_episodes_prune(st, ep_ts(150), 30 * 1000), 0);
 	assert_int_equal(hearth_store_pending(st), 1);
-	flush_ok(st);
+	tmpstore_flush(st);
 	assert_int_equal(hearth_episodes_query(st, &q, collect, &g), N_EPISODES - 120);
 	assert_int_equal(g.idx[0], 120);
 	hearth_store_close(st);
 
 	/* Pruned episodes stay pruned across a reopen; a read-only store refuses. */
-	st = open_ok(t);
+	st = tmpstore_open(t);
 	memset(&g, 0, sizeof(g));
 	assert_int_equal(hearth_episodes_query(st, &q, collect, &g), N_EPISODES - 120);
 	hearth_store_close(st);
@@ -502,10 +444,10 @@ test_annotate(void **state)
 	assert_int_equal(hearth_episode_annotate(st, "p-300", "feedback", "\"thanks\""), 0);
 	/* A plan that is not there: logged, nothing else changes. */
 	assert_int_equal(hearth_episode_annotate(st, "p-9999", "feedback", "1"), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	hearth_store_close(st);
 
-	st = open_ok(t);
+	st = tmpstore_open(t);
 	field_of(st, "p-10", "feedback", text, sizeof(text));
 	assert_string_equal(text, "{\"rating\":-1}");
 	field_of(st, "p-20", "overrides", text, sizeof(text));
@@ -519,7 +461,7 @@ test_annotate(void **state)
 	assert_string_equal(text, "\"scene.good_morning\"");
 	/* Annotating again replaces the value. */
 	assert_int_equal(hearth_episode_annotate(st, "p-10", "feedback", "{\"rating\":1}"), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	field_of(st, "p-10", "feedback", text, sizeof(text));
 	assert_string_equal(text, "{\"rating\":1}");
 
@@ -558,7 +500,7 @@ static void
 test_alloc_failure(void **state)
 {
 	struct tmp *t = *state;
-	hearth_store *st = open_ok(t);
+	hearth_store *st = tmpstore_open(t);
 	struct hearth_episode_query q = {.recipe = "lights.off"};
 	struct got g = {0};
 	char text[256];
@@ -569,7 +511,7 @@ test_alloc_failure(void **state)
 	for (int i = 0; i < 20; i++)
 		add_synthetic(st, i);
 	EXPECT_ALLOC_SAFE(st, hearth_episode_annotate(st, "p-5", "feedback", "{\"r\":[1,2]}"));
-	flush_ok(st);
+	tmpstore_flush(st);
 	field_of(st, "p-5", "feedback", text, sizeof(text));
 	assert_string_equal(text, "{\"r\":[1,2]}");
 
@@ -592,14 +534,18 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_setup_teardown(test_roundtrip_reopen, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_filters, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_limit_and_stop, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_corrupt_record_skipped, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_age_window, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_annotate, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_alloc_failure, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_roundtrip_reopen, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_filters, tmpstore_setup, tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_limit_and_stop, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_corrupt_record_skipped, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_age_window, tmpstore_setup, tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_prune, tmpstore_setup, tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_annotate, tmpstore_setup, tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_alloc_failure, tmpstore_setup,
+	                                        tmpstore_teardown),
 	};
 
 	hearth_alloc_init();

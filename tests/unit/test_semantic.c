@@ -26,65 +26,7 @@
 #include "memory/store.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
-
-struct tmp {
-	char root[64];
-	char dir[128];
-};
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static int
-setup(void **state)
-{
-	struct tmp *t = calloc(1, sizeof(*t));
-
-	assert_non_null(t);
-	snprintf(t->root, sizeof(t->root), "/tmp/hearth-semantic-XXXXXX");
-	assert_non_null(mkdtemp(t->root));
-	snprintf(t->dir, sizeof(t->dir), "%s/data", t->root);
-	*state = t;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct tmp *t = *state;
-
-	hearth_alloc_fail_after(-1);
-	nftw(t->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(t);
-	return 0;
-}
-
-static hearth_store *
-open_ok(const struct tmp *t)
-{
-	struct hearth_store_opts o = {.dir = t->dir, .home_id = "home", .no_sync = true};
-	hearth_store *st = NULL;
-	char why[256];
-	int err = hearth_store_open(&o, &st, why, sizeof(why));
-
-	if (err)
-		fail_msg("open %s: %d %s", t->dir, err, why);
-	return st;
-}
-
-static void
-flush_ok(hearth_store *st)
-{
-	char why[256];
-	int err = hearth_store_flush(st, why, sizeof(why));
-
-	if (err)
-		fail_msg("flush: %d %s", err, why);
-	assert_int_equal(hearth_store_pending(st), 0);
-}
+#include "tests/unit/support/tmpstore.h"
 
 /* Write raw bytes under a key of `semantic`, behind the store's back. */
 static void
@@ -112,7 +54,7 @@ test_recipe_posterior(void **state)
 {
 	struct tmp *t = *state;
 	struct hearth_recipe_stats rs;
-	hearth_store *st = open_ok(t);
+	hearth_store *st = tmpstore_open(t);
 
 	/* Never seen: the prior. */
 	assert_int_equal(hearth_semantic_recipe_get(st, "scene.movie_night", &rs), 0);
@@ -127,7 +69,7 @@ test_recipe_posterior(void **state)
 	/* Reads see what is committed. */
 	assert_int_equal(hearth_semantic_recipe_get(st, "scene.movie_night", &rs), 0);
 	assert_int_equal(rs.version, 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	assert_int_equal(hearth_semantic_recipe_get(st, "scene.movie_night", &rs), 0);
 	assert_true(rs.a == 3 && rs.b == 2);
 	assert_true(fabs(rs.mean - 0.6) < 1e-12);
@@ -135,9 +77,9 @@ test_recipe_posterior(void **state)
 	hearth_store_close(st);
 
 	/* Across a reopen, updated in place: the version goes on. */
-	st = open_ok(t);
+	st = tmpstore_open(t);
 	assert_int_equal(hearth_semantic_recipe_outcome(st, "scene.movie_night", true), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	assert_int_equal(hearth_semantic_recipe_get(st, "scene.movie_night", &rs), 0);
 	assert_true(rs.a == 4 && rs.b == 2);
 	assert_int_equal(rs.version, 4);
@@ -165,7 +107,7 @@ test_device_stats(void **state)
 {
 	struct tmp *t = *state;
 	struct hearth_device_stats ds;
-	hearth_store *st = open_ok(t);
+	hearth_store *st = tmpstore_open(t);
 
 	assert_int_equal(hearth_semantic_device_get(st, "lamp-1", &ds), 0);
 	assert_int_equal(ds.version, 0);
@@ -176,7 +118,7 @@ test_device_stats(void **state)
 	assert_int_equal(hearth_semantic_device_sample(st, "lamp-1", 200, true), 0);
 	/* A timeout: counts as a failed attempt, no latency. */
 	assert_int_equal(hearth_semantic_device_sample(st, "lamp-1", -1, false), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	assert_int_equal(hearth_semantic_device_get(st, "lamp-1", &ds), 0);
 	assert_true(fabs(ds.ewma_ms - 120.0) < 1e-9); /* 0.2 * 200 + 0.8 * 100 */
 	assert_int_equal(ds.attempts, 3);
@@ -186,9 +128,9 @@ test_device_stats(void **state)
 	assert_int_equal(ds.version, 3);
 	hearth_store_close(st);
 
-	st = open_ok(t);
+	st = tmpstore_open(t);
 	assert_int_equal(hearth_semantic_device_sample(st, "lamp-1", 50, false), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	assert_int_equal(hearth_semantic_device_get(st, "lamp-1", &ds), 0);
 	assert_true(fabs(ds.ewma_ms - (0.2 * 50 + 0.8 * 120)) < 1e-9);
 	assert_int_equal(ds.attempts, 4);
@@ -218,7 +160,7 @@ test_p95(void **state)
 {
 	struct tmp *t = *state;
 	struct hearth_device_stats ds;
-	hearth_store *st = open_ok(t);
+	hearth_store *st = tmpstore_open(t);
 	double lo, hi;
 
 	/* 1000 samples 1..1000 ms in a shuffled order: the true p95 is 950. */
@@ -226,7 +168,7 @@ test_p95(void **state)
 		assert_int_equal(hearth_semantic_device_sample(
 		                         st, "tv-1", (double)((i * 617) % 1000 + 1), true),
 		                 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	assert_int_equal(hearth_semantic_device_get(st, "tv-1", &ds), 0);
 	assert_int_equal(ds.samples, 1000);
 	assert_int_equal(ds.version, 1000);
@@ -237,7 +179,7 @@ test_p95(void **state)
 	/* One value: the estimate stays in its bucket. */
 	for (int i = 0; i < 40; i++)
 		assert_int_equal(hearth_semantic_device_sample(st, "plug-2", 50, true), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	assert_int_equal(hearth_semantic_device_get(st, "plug-2", &ds), 0);
 	bucket_of(50, &lo, &hi);
 	assert_true(ds.p95_ms >= lo && ds.p95_ms <= hi);
@@ -246,7 +188,7 @@ test_p95(void **state)
 	/* Past the halving mark the counts halve, so the histogram stays bounded. */
 	for (int i = 0; i < HEARTH_SEMANTIC_LAT_HALVE_AT + 10; i++)
 		assert_int_equal(hearth_semantic_device_sample(st, "plug-3", 5, true), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	assert_int_equal(hearth_semantic_device_get(st, "plug-3", &ds), 0);
 	assert_true(ds.samples < HEARTH_SEMANTIC_LAT_HALVE_AT);
 	assert_int_equal(ds.attempts, HEARTH_SEMANTIC_LAT_HALVE_AT + 10);
@@ -271,7 +213,7 @@ test_habits(void **state)
 {
 	struct tmp *t = *state;
 	struct hearth_habit_stats hs;
-	hearth_store *st = open_ok(t);
+	hearth_store *st = tmpstore_open(t);
 
 	assert_int_equal(hearth_semantic_habit(st, "scene.good_morning", 7), 0);
 	assert_int_equal(hearth_semantic_habit(st, "scene.good_morning", 7), 0);
@@ -280,10 +222,10 @@ test_habits(void **state)
 	assert_int_equal(hearth_semantic_habit(st, "scene.good_morning", 0), 0);
 	assert_int_equal(hearth_semantic_habit(st, "scene.good_morning", 24), HEARTH_E_INVALID);
 	assert_int_equal(hearth_semantic_habit(st, "scene.good_morning", -1), HEARTH_E_INVALID);
-	flush_ok(st);
+	tmpstore_flush(st);
 	hearth_store_close(st);
 
-	st = open_ok(t);
+	st = tmpstore_open(t);
 	assert_int_equal(hearth_semantic_habit_get(st, "scene.good_morning", &hs), 0);
 	assert_int_equal(hs.hours[7], 3);
 	assert_int_equal(hs.hours[23], 1);
@@ -316,7 +258,7 @@ static void
 test_generic_json(void **state)
 {
 	struct tmp *t = *state;
-	hearth_store *st = open_ok(t);
+	hearth_store *st = tmpstore_open(t);
 	struct names nm = {0};
 	uint64_t version;
 	char *json;
@@ -327,7 +269,7 @@ test_generic_json(void **state)
 	assert_int_equal(hearth_semantic_put_json(st, "pref", "theme", "{\"dark\": true}"), 0);
 	assert_int_equal(hearth_semantic_put_json(st, "pref", "wake", "\"07:00\""), 0);
 	assert_int_equal(hearth_semantic_put_json(st, "weight", "score/latency", "0.35"), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	assert_int_equal(hearth_semantic_get_json(st, "pref", "theme", &json, &version), 0);
 	assert_string_equal(json, "{\"dark\":true}");
 	assert_int_equal(version, 1);
@@ -336,9 +278,9 @@ test_generic_json(void **state)
 	/* Update in place: the version goes up. */
 	assert_int_equal(hearth_semantic_put_json(st, "pref", "theme", "{\"dark\":false}"), 0);
 	assert_int_equal(hearth_semantic_put_json(st, "pref", "theme", "[1,2]"), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	hearth_store_close(st);
-	st = open_ok(t);
+	st = tmpstore_open(t);
 	assert_int_equal(hearth_semantic_get_json(st, "pref", "theme", &json, NULL), 0);
 	assert_string_equal(json, "[1,2]");
 	hearth_free(json);
@@ -351,7 +293,7 @@ test_generic_json(void **state)
 
 	/* Listing a kind gives its names in order, and only its own. */
 	assert_int_equal(hearth_semantic_recipe_outcome(st, "pref", true), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	assert_int_equal(hearth_semantic_each(st, "pref", collect_names, &nm), 0);
 	assert_int_equal(nm.n, 2);
 	assert_string_equal(nm.name[0], "theme");
@@ -359,7 +301,7 @@ test_generic_json(void **state)
 
 	/* Removal. */
 	assert_int_equal(hearth_semantic_put_json(st, "pref", "wake", NULL), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	assert_int_equal(hearth_semantic_get_json(st, "pref", "wake", &json, NULL),
 	                 HEARTH_E_NOT_FOUND);
 
@@ -381,18 +323,18 @@ test_corrupt_record(void **state)
 	struct tmp *t = *state;
 	struct hearth_recipe_stats rs;
 	struct hearth_device_stats ds;
-	hearth_store *st = open_ok(t);
+	hearth_store *st = tmpstore_open(t);
 
 	hearth_store_close(st);
 	raw_put(t, "recipe/broken", "not json");
 	raw_put(t, "device/odd", "{\"hist\":[1,2,3]}");
-	st = open_ok(t);
+	st = tmpstore_open(t);
 	assert_int_equal(hearth_semantic_recipe_get(st, "broken", &rs), HEARTH_E_CORRUPT);
 	assert_int_equal(hearth_semantic_device_get(st, "odd", &ds), HEARTH_E_CORRUPT);
 	/* An update does not fail the flush: the record starts afresh or is reshaped. */
 	assert_int_equal(hearth_semantic_recipe_outcome(st, "broken", true), 0);
 	assert_int_equal(hearth_semantic_device_sample(st, "odd", 10, true), 0);
-	flush_ok(st);
+	tmpstore_flush(st);
 	assert_int_equal(hearth_semantic_recipe_get(st, "broken", &rs), 0);
 	assert_true(rs.a == 2 && rs.b == 1);
 	assert_int_equal(rs.version, 1);
@@ -424,7 +366,7 @@ test_alloc_failure(void **state)
 	struct tmp *t = *state;
 	struct hearth_recipe_stats rs;
 	struct hearth_device_stats ds;
-	hearth_store *st = open_ok(t);
+	hearth_store *st = tmpstore_open(t);
 	char why[256];
 	char *json;
 	size_t pending;
@@ -468,13 +410,18 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_setup_teardown(test_recipe_posterior, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_device_stats, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_p95, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_habits, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_generic_json, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_corrupt_record, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_alloc_failure, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_recipe_posterior, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_device_stats, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_p95, tmpstore_setup, tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_habits, tmpstore_setup, tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_generic_json, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_corrupt_record, tmpstore_setup,
+	                                        tmpstore_teardown),
+	        cmocka_unit_test_setup_teardown(test_alloc_failure, tmpstore_setup,
+	                                        tmpstore_teardown),
 	};
 
 	hearth_alloc_init();
