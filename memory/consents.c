@@ -358,45 +358,8 @@ hearth_consent_allowed(hearth_store *st, const char *scope, const char *what, in
 int
 hearth_consents_each(hearth_store *st, const char *prefix, hearth_store_visit_fn fn, void *ud)
 {
-	char scope[HEARTH_CONSENT_SCOPE_MAX + 1];
-	size_t plen = prefix ? strlen(prefix) : 0;
-	MDB_cursor *cur;
-	MDB_txn *txn;
-	MDB_val k, v;
-	int err, rc, ret = 0;
-
-	if (!st || !fn || plen > HEARTH_CONSENT_SCOPE_MAX)
+	if (prefix && strlen(prefix) > HEARTH_CONSENT_SCOPE_MAX)
 		return HEARTH_E_INVALID;
-	if (!store__has_db(st, HEARTH_DB_CONSENTS))
-		return 0;
-	err = store__read_txn(st, &txn);
-	if (err)
-		return err;
-	rc = mdb_cursor_open(txn, store__dbi(st, HEARTH_DB_CONSENTS), &cur);
-	if (rc != MDB_SUCCESS)
-		goto abort_txn;
-	k.mv_size = plen;
-	k.mv_data = (void *)prefix;
-	for (rc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST); rc == MDB_SUCCESS;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (plen && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0))
-			break;
-		if (k.mv_size > HEARTH_CONSENT_SCOPE_MAX) {
-			rc = MDB_CORRUPTED;
-			break;
-		}
-		memcpy(scope, k.mv_data, k.mv_size);
-		scope[k.mv_size] = '\0';
-		ret = fn(ud, scope, v.mv_data, v.mv_size);
-		if (ret)
-			break;
-	}
-	if (rc == MDB_NOTFOUND)
-		rc = MDB_SUCCESS;
-	mdb_cursor_close(cur);
-abort_txn:
-	mdb_txn_abort(txn);
-	if (rc != MDB_SUCCESS)
-		return store__map_err(rc);
-	return ret < 0 ? ret : 0;
+	return store__each(st, HEARTH_DB_CONSENTS, prefix && prefix[0] ? prefix : NULL, false,
+	                   HEARTH_CONSENT_SCOPE_MAX, fn, ud);
 }

@@ -31,36 +31,7 @@ hearth_journal_del(hearth_store *st, const char *plan_id)
 int
 hearth_journal_each(hearth_store *st, hearth_store_visit_fn fn, void *ud)
 {
-	MDB_cursor *cur;
-	MDB_txn *txn;
-	MDB_val k, v;
-	int rc, err;
-
-	if (!store__has_db(st, HEARTH_DB_JOURNAL))
-		return 0;
-	if ((err = store__read_txn(st, &txn)))
-		return err;
-	rc = mdb_cursor_open(txn, store__dbi(st, HEARTH_DB_JOURNAL), &cur);
-	if (rc != MDB_SUCCESS) {
-		mdb_txn_abort(txn);
-		return store__map_err(rc);
-	}
-	err = 0;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS && !err;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		char key[HEARTH_ID_LEN_MAX + 1];
-
-		if (k.mv_size > HEARTH_ID_LEN_MAX)
-			continue; /* not ours */
-		memcpy(key, k.mv_data, k.mv_size);
-		key[k.mv_size] = '\0';
-		err = fn(ud, key, v.mv_data, v.mv_size);
-	}
-	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
-	if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
-		return store__map_err(rc);
-	return err < 0 ? err : 0;
+	return store__each(st, HEARTH_DB_JOURNAL, NULL, false, HEARTH_ID_LEN_MAX, fn, ud);
 }
 
 long

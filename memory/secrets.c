@@ -84,43 +84,27 @@ hearth_secret_del(hearth_store *st, const char *name)
 	return store__del(st, HEARTH_DB_SECRETS, name, strlen(name));
 }
 
+/* store__each hands key and value; a secrets walk shows names only. */
+struct names {
+	hearth_secret_name_fn fn;
+	void *ud;
+};
+
+static int
+name_only(void *ud, const char *name, const char *value, size_t len)
+{
+	struct names *n = ud;
+
+	return n->fn(n->ud, name);
+}
+
 int
 hearth_secrets_each(hearth_store *st, hearth_secret_name_fn fn, void *ud)
 {
-	char name[HEARTH_SECRET_NAME_MAX + 1];
-	MDB_cursor *cur;
-	MDB_txn *txn;
-	MDB_val k, v;
-	int err, rc, ret = 0;
+	struct names n = {fn, ud};
 
-	if (!st || !fn)
+	if (!fn)
 		return HEARTH_E_INVALID;
-	if (!store__has_db(st, HEARTH_DB_SECRETS))
-		return 0;
-	err = store__read_txn(st, &txn);
-	if (err)
-		return err;
-	rc = mdb_cursor_open(txn, store__dbi(st, HEARTH_DB_SECRETS), &cur);
-	if (rc != MDB_SUCCESS)
-		goto abort_txn;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (k.mv_size > HEARTH_SECRET_NAME_MAX) {
-			rc = MDB_CORRUPTED;
-			break;
-		}
-		memcpy(name, k.mv_data, k.mv_size);
-		name[k.mv_size] = '\0';
-		ret = fn(ud, name);
-		if (ret)
-			break;
-	}
-	if (rc == MDB_NOTFOUND)
-		rc = MDB_SUCCESS;
-	mdb_cursor_close(cur);
-abort_txn:
-	mdb_txn_abort(txn);
-	if (rc != MDB_SUCCESS)
-		return store__map_err(rc);
-	return ret < 0 ? ret : 0;
+	return store__each(st, HEARTH_DB_SECRETS, NULL, false, HEARTH_SECRET_NAME_MAX, name_only,
+	                   &n);
 }

@@ -617,46 +617,10 @@ free_rec:
 int
 hearth_semantic_each(hearth_store *st, const char *kind, hearth_store_visit_fn fn, void *ud)
 {
-	char prefix[KIND_MAX + 2], name[SEM_NAME_MAX + 1];
-	size_t plen;
-	MDB_cursor *cur;
-	MDB_txn *txn;
-	MDB_val k, v;
-	int err, rc, ret = 0;
+	char prefix[KIND_MAX + 2];
 
 	if (!st || !fn || !kind || !kind_valid(kind))
 		return HEARTH_E_INVALID;
-	if (!store__has_db(st, HEARTH_DB_SEMANTIC))
-		return 0;
-	plen = (size_t)snprintf(prefix, sizeof(prefix), "%s/", kind);
-	err = store__read_txn(st, &txn);
-	if (err)
-		return err;
-	rc = mdb_cursor_open(txn, store__dbi(st, HEARTH_DB_SEMANTIC), &cur);
-	if (rc != MDB_SUCCESS)
-		goto abort_txn;
-	k.mv_size = plen;
-	k.mv_data = prefix;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
-			break;
-		if (k.mv_size - plen > SEM_NAME_MAX) {
-			rc = MDB_CORRUPTED;
-			break;
-		}
-		memcpy(name, (const char *)k.mv_data + plen, k.mv_size - plen);
-		name[k.mv_size - plen] = '\0';
-		ret = fn(ud, name, v.mv_data, v.mv_size);
-		if (ret)
-			break;
-	}
-	if (rc == MDB_NOTFOUND)
-		rc = MDB_SUCCESS;
-	mdb_cursor_close(cur);
-abort_txn:
-	mdb_txn_abort(txn);
-	if (rc != MDB_SUCCESS)
-		return store__map_err(rc);
-	return ret < 0 ? ret : 0;
+	snprintf(prefix, sizeof(prefix), "%s/", kind);
+	return store__each(st, HEARTH_DB_SEMANTIC, prefix, true, SEM_NAME_MAX, fn, ud);
 }

@@ -956,40 +956,7 @@ abort_txn:
 int
 hearth_store_devices_each(hearth_store *st, hearth_store_visit_fn fn, void *ud)
 {
-	MDB_cursor *cur;
-	MDB_txn *txn;
-	MDB_val k, v;
-	char key[512];
-	int rc, ret = 0;
-
-	if (!st || !fn)
-		return HEARTH_E_INVALID;
-	rc = txn_begin(st, MDB_RDONLY, &txn);
-	if (rc != MDB_SUCCESS)
-		return map_err(rc);
-	rc = mdb_cursor_open(txn, st->dbi[HEARTH_DB_DEVICES], &cur);
-	if (rc != MDB_SUCCESS)
-		goto abort_txn;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (k.mv_size >= sizeof(key)) {
-			rc = MDB_CORRUPTED;
-			break;
-		}
-		memcpy(key, k.mv_data, k.mv_size);
-		key[k.mv_size] = '\0';
-		ret = fn(ud, key, v.mv_data, v.mv_size);
-		if (ret)
-			break;
-	}
-	if (rc == MDB_NOTFOUND)
-		rc = MDB_SUCCESS;
-	mdb_cursor_close(cur);
-abort_txn:
-	mdb_txn_abort(txn);
-	if (rc != MDB_SUCCESS)
-		return map_err(rc);
-	return ret < 0 ? ret : 0;
+	return store__each(st, HEARTH_DB_DEVICES, NULL, false, 511, fn, ud);
 }
 
 /* ==== Inside memory/ (store_internal.h) ==== */
@@ -1065,6 +1032,58 @@ store__queue_apply(hearth_store *st, store__apply_fn fn, const void *data, size_
 	if (!st || !fn)
 		return HEARTH_E_INVALID;
 	return enqueue_op(st, OP_APPLY, HEARTH_DB_META, fn, NULL, 0, data, len);
+}
+
+int
+store__each(hearth_store *st, enum hearth_db db, const char *prefix, bool strip, size_t key_max,
+            hearth_store_visit_fn fn, void *ud)
+{
+	size_t plen = prefix ? strlen(prefix) : 0;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	MDB_val k, v;
+	char *key;
+	int err, rc, ret = 0;
+
+	if (!st || !fn)
+		return HEARTH_E_INVALID;
+	if (!st->have[db])
+		return 0; /* a read-only open of a store older than the database */
+	if (!(key = hearth_malloc(key_max + 1)))
+		return -ENOMEM;
+	if ((err = store__read_txn(st, &txn))) {
+		hearth_free(key);
+		return err;
+	}
+	rc = mdb_cursor_open(txn, st->dbi[db], &cur);
+	if (rc != MDB_SUCCESS)
+		goto abort_txn;
+	k.mv_size = plen;
+	k.mv_data = (void *)prefix;
+	for (rc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST); rc == MDB_SUCCESS;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		size_t skip = strip ? plen : 0;
+
+		if (plen && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0))
+			break;
+		if (k.mv_size - skip > key_max) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		memcpy(key, (const char *)k.mv_data + skip, k.mv_size - skip);
+		key[k.mv_size - skip] = '\0';
+		if ((ret = fn(ud, key, v.mv_data, v.mv_size)))
+			break;
+	}
+	if (rc == MDB_NOTFOUND)
+		rc = MDB_SUCCESS;
+	mdb_cursor_close(cur);
+abort_txn:
+	mdb_txn_abort(txn);
+	hearth_free(key);
+	if (rc != MDB_SUCCESS)
+		return map_err(rc);
+	return ret < 0 ? ret : 0;
 }
 
 int

@@ -67,6 +67,15 @@ int store__on_commit(hearth_store *st, store__commit_fn fn, void *ud);
 enum store_slot { STORE_SLOT_AUDIT, STORE_SLOT_COUNT };
 void **store__slot(hearth_store *st, enum store_slot id);
 
+/*
+ * Visit the records of db whose key starts with prefix (NULL: all), in key
+ * order. fn gets the key as a string (after the prefix when strip), at most
+ * key_max bytes (a longer key is corruption), and the value. A non-zero
+ * return stops the walk; a negative one is returned. 0 or a negative error.
+ */
+int store__each(hearth_store *st, enum hearth_db db, const char *prefix, bool strip, size_t key_max,
+                hearth_store_visit_fn fn, void *ud);
+
 /* A read-only transaction (the caller aborts it). 0 or a negative error. */
 int store__read_txn(hearth_store *st, MDB_txn **txn);
 /* An LMDB return code as a hearth error. */
