@@ -48,6 +48,7 @@ device_free(struct hearth_device *d)
 	hearth_free(d->room_key);
 	hearth_free(d->kind);
 	hearth_free(d->uri);
+	cJSON_Delete(d->address);
 	cJSON_Delete(d->state);
 	hearth_free(d);
 }
@@ -151,6 +152,7 @@ post_save(const hearth_outbox *out, const char *id, const struct hearth_device *
 
 struct meta {
 	const char *name, *room, *kind, *transport, *uri;
+	const cJSON *address;
 	bool optimistic;
 	hearth_capset caps;
 };
@@ -194,8 +196,14 @@ parse_meta(const cJSON *b, struct meta *m, char *why, size_t wl)
 		return rc;
 	if (!m->transport)
 		m->transport = "mqtt";
-	if (strcmp(m->transport, "mqtt") && strcmp(m->transport, "coap")) {
-		snprintf(why, wl, "transport must be \"mqtt\" or \"coap\"");
+	if (strcmp(m->transport, "mqtt") && strcmp(m->transport, "coap") &&
+	    strcmp(m->transport, "z2m") && strcmp(m->transport, "ha")) {
+		snprintf(why, wl, "transport must be \"mqtt\", \"coap\", \"z2m\" or \"ha\"");
+		return HEARTH_E_INVALID;
+	}
+	m->address = cJSON_GetObjectItemCaseSensitive(b, "address");
+	if (m->address && !cJSON_IsObject(m->address)) {
+		snprintf(why, wl, "address must be an object");
 		return HEARTH_E_INVALID;
 	}
 	if (!strcmp(m->transport, "coap") &&
@@ -257,6 +265,8 @@ set_meta(struct hearth_device *d, const struct meta *m)
 			return -ENOMEM;
 	}
 	snprintf(d->transport, sizeof(d->transport), "%s", m->transport);
+	cJSON_Delete(d->address);
+	d->address = m->address ? cJSON_Duplicate(m->address, 1) : NULL;
 	d->caps = m->caps;
 	d->meta_optimistic = m->optimistic;
 	d->has_meta = true;
@@ -522,6 +532,8 @@ hearth_device_json(const struct hearth_device *d)
 	cJSON_AddStringToObject(o, "transport", d->transport);
 	if (d->uri)
 		cJSON_AddStringToObject(o, "uri", d->uri);
+	if (d->address)
+		cJSON_AddItemToObject(o, "address", cJSON_Duplicate(d->address, 1));
 	if (d->meta_optimistic)
 		cJSON_AddBoolToObject(o, "optimistic", true);
 	if (d->online < 0)

@@ -25,9 +25,10 @@ struct hearth_device {
 	char *room_key; /* normalized (see hearth_room_key), or NULL */
 	char *kind;     /* or NULL */
 	hearth_capset caps;
-	char transport[8];    /* "mqtt" or "coap" */
-	char *uri;            /* CoAP URI or NULL */
-	bool has_meta;        /* announced; devices without meta are not planned on */
+	char transport[8]; /* "mqtt" (native), "coap", "z2m" (Zigbee2MQTT), "ha" (HA discovery) */
+	char *uri;         /* CoAP URI or NULL */
+	cJSON *address;    /* how its binding reaches it (z2m, ha): opaque here, or NULL */
+	bool has_meta;     /* announced; devices without meta are not planned on */
 	bool meta_optimistic; /* meta says "optimistic": true */
 	int online;           /* 1, 0, or -1 when unknown */
 	cJSON *state;         /* merged reported state, NULL until the first report */

@@ -31,6 +31,8 @@ struct hearth_orch {
 	const hearth_context *ctx;
 	unsigned long seq;
 	char policy_hash[65];
+	char transports[8][8]; /* what the runtime can drive */
+	int ntransports;
 };
 
 int
@@ -43,6 +45,7 @@ hearth_orch_new(const hearth_recipe_book *book, const hearth_context *ctx, heart
 		return -ENOMEM;
 	o->book = book;
 	o->ctx = ctx;
+	hearth_orch_allow_transport(o, "mqtt");
 	*out = o;
 	return 0;
 }
@@ -51,6 +54,26 @@ void
 hearth_orch_free(hearth_orch *o)
 {
 	hearth_free(o);
+}
+
+void
+hearth_orch_allow_transport(hearth_orch *o, const char *transport)
+{
+	for (int i = 0; i < o->ntransports; i++)
+		if (!strcmp(o->transports[i], transport))
+			return;
+	if (o->ntransports < 8)
+		snprintf(o->transports[o->ntransports++], sizeof(o->transports[0]), "%s",
+		         transport);
+}
+
+static bool
+drivable(const hearth_orch *o, const char *transport)
+{
+	for (int i = 0; i < o->ntransports; i++)
+		if (!strcmp(o->transports[i], transport))
+			return true;
+	return false;
 }
 
 void
@@ -306,7 +329,7 @@ bind_steps(hearth_orch *o, const struct hearth_recipe *r, struct hearth_plan *p,
 				         offline++ ? "" : "Note: ", dev_label(d));
 				continue;
 			}
-			if (strcmp(d->transport, "mqtt")) {
+			if (!drivable(o, d->transport)) {
 				text_add(why_text,
 				         "%s%s speaks %s, which this hub cannot drive yet, and is "
 				         "left out. ",

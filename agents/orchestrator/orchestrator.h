@@ -23,6 +23,10 @@ void hearth_orch_free(hearth_orch *o);
 /* The policy hash (SHA-256 hex of the hard rules in force) that every plan
  * from now on records; "" when none is known. */
 void hearth_orch_set_policy_hash(hearth_orch *o, const char *hash);
+/* The runtime can drive devices of this transport ("mqtt" always; "coap",
+ * "z2m", "ha" when their bindings run). Devices of other transports are left
+ * out of plans, and the rationale says so. At most 8. */
+void hearth_orch_allow_transport(hearth_orch *o, const char *transport);
 /* Swap the recipe book (after a reload); the old one is the caller's. */
 void hearth_orch_set_book(hearth_orch *o, const hearth_recipe_book *book);
 void hearth_orch_handle(hearth_orch *o, hearth_msg *m, const hearth_now *now,
