@@ -548,6 +548,14 @@ test_non_mqtt_device_left_out(void **state)
 		assert_string_not_equal(p->steps[i].device, "ir");
 	assert_contains(p->rationale, "IR blaster speaks coap");
 	assert_contains(p->rationale, "left out");
+	sink_reset(&f->sink);
+
+	/* once the runtime says it drives CoAP, the device is planned on */
+	hearth_orch_allow_transport(f->orch, "coap");
+	intent(f, "i-2", MOVIE_LIVING);
+	p = the_plan(f);
+	assert_int_equal(p->nsteps, 4);
+	assert_non_null(step_on(p, "ir"));
 }
 
 static void
