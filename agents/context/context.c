@@ -1,13 +1,21 @@
 /*
- * context.c - the context agent and its device registry (see context.h).
+ * context.c - the context agent, its device registry and what it fuses from
+ * it (see context.h; the fusion constants are in fusion.c).
  *
  * Input is checked before anything changes: a message with a wrong type
  * anywhere is refused whole (an ERROR message names the field), so the
- * registry never holds half an update. The registry is an array in
- * announcement order; ids are looked up linearly, which is fine for the
- * hundreds of devices a home has (a hash index can come when it matters).
+ * registry never holds half an update. The registry owns every device: an
+ * array in announcement order (what listings show), a hash index on the id,
+ * and interned rooms, each with its devices per capability, plus the same
+ * per-capability lists for the whole home; every list is kept in creation
+ * order, so a select answers in announcement order without sorting. A
+ * change of meta re-files the device; removal is the only O(n) step. Beside
+ * each device it keeps when every property was last reported and whether
+ * that was before an outage, and per room the time of the latest positive
+ * occupancy event. It never reads a clock: time is the hearth_now handed in.
  */
 #include "agents/context/context.h"
+#include "agents/context/fusion.h"
 
 #include "platform/alloc.h"
 #include "platform/err.h"
@@ -17,13 +25,295 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
-struct hearth_context {
-	struct hearth_device **devs;
-	int n, cap, max;
+/* A device as the registry keeps it: the public part first, so a
+ * struct hearth_device * handed out is a struct devrec *. */
+struct devrec {
+	struct hearth_device pub;
+	uint64_t seq;          /* creation order: the order of every list */
+	struct room *room;     /* its interned room while indexed, or NULL */
+	hearth_capset indexed; /* the capability lists it is in */
+	struct prop *props;    /* freshness of every property in pub.state */
+	int nprops, capprops;
+	bool in_presence; /* in the registry's list of presence-flag devices */
 };
+
+/* When a property was last reported; stale: before the device went offline. */
+struct prop {
+	char *name;
+	int64_t ts;
+	bool stale;
+};
+
+/* Devices in creation order (sorted by seq). */
+struct devlist {
+	struct devrec **v;
+	int n, cap;
+};
+
+#define NCAPBITS 32
+
+struct room {
+	char key[72]; /* hearth_room_key of its name */
+	struct devlist all;
+	struct devlist bycap[NCAPBITS];
+	int64_t last_event; /* wall ms of its latest positive occupancy event, 0: none */
+};
+
+/* An open-addressing hash table (linear probing) of pointers to records
+ * whose key is the NUL-terminated string at key_off inside them. */
+struct ptab {
+	void **slot;
+	size_t mask, n, key_off;
+};
+
+struct hearth_context {
+	struct devrec **devs; /* announcement order */
+	int n, cap, max;
+	uint64_t next_seq;
+	struct ptab by_id;              /* struct devrec, by pub.id */
+	struct ptab rooms;              /* struct room, by key */
+	struct devlist bycap[NCAPBITS]; /* announced devices per capability, any room */
+	struct devlist presence;        /* devices that reported a "presence" flag */
+	int64_t home_event;             /* wall ms of the latest positive event anywhere */
+	int cap_motion, cap_occupancy, cap_contact, cap_media;
+};
+
+static struct devrec *
+rec_of(const struct hearth_device *d)
+{
+	return (struct devrec *)d;
+}
+
+/* ==== Hash tables ==== */
+
+static uint64_t
+hash_str(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+	return h ^ (h >> 29);
+}
+
+static const char *
+ptab_key(const struct ptab *t, const void *p)
+{
+	return (const char *)p + t->key_off;
+}
+
+static void *
+ptab_get(const struct ptab *t, const char *key)
+{
+	size_t i;
+
+	if (!t->slot)
+		return NULL;
+	for (i = hash_str(key) & t->mask; t->slot[i]; i = (i + 1) & t->mask)
+		if (!strcmp(ptab_key(t, t->slot[i]), key))
+			return t->slot[i];
+	return NULL;
+}
+
+static void
+ptab_put_slot(struct ptab *t, void *p)
+{
+	size_t i = hash_str(ptab_key(t, p)) & t->mask;
+
+	while (t->slot[i])
+		i = (i + 1) & t->mask;
+	t->slot[i] = p;
+}
+
+/* Add p (its key not yet in t). Keeps the load at most 1/2. */
+static int
+ptab_add(struct ptab *t, void *p)
+{
+	if (!t->slot || (t->n + 1) * 2 > t->mask + 1) {
+		size_t size = t->slot ? (t->mask + 1) * 2 : 64;
+		void **old = t->slot, **ns = hearth_calloc(size, sizeof(*ns));
+		size_t oldsize = old ? t->mask + 1 : 0;
+
+		if (!ns)
+			return -ENOMEM;
+		t->slot = ns;
+		t->mask = size - 1;
+		for (size_t i = 0; i < oldsize; i++)
+			if (old[i])
+				ptab_put_slot(t, old[i]);
+		hearth_free(old);
+	}
+	ptab_put_slot(t, p);
+	t->n++;
+	return 0;
+}
+
+/* Remove p if it is there (backward-shift deletion: no tombstones). */
+static void
+ptab_del(struct ptab *t, const void *p)
+{
+	size_t i, j;
+
+	if (!t->slot)
+		return;
+	for (i = hash_str(ptab_key(t, p)) & t->mask; t->slot[i] != p; i = (i + 1) & t->mask)
+		if (!t->slot[i])
+			return;
+	t->slot[i] = NULL;
+	t->n--;
+	for (j = (i + 1) & t->mask; t->slot[j]; j = (j + 1) & t->mask) {
+		size_t home = hash_str(ptab_key(t, t->slot[j])) & t->mask;
+
+		/* Move slot j into the hole at i unless its home lies in (i, j]. */
+		if (((j - home) & t->mask) >= ((j - i) & t->mask)) {
+			t->slot[i] = t->slot[j];
+			t->slot[j] = NULL;
+			i = j;
+		}
+	}
+}
+
+/* ==== Device lists (sorted by creation) ==== */
+
+static int
+devlist_pos(const struct devlist *l, uint64_t seq)
+{
+	int lo = 0, hi = l->n;
+
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
+
+		if (l->v[mid]->seq < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int
+devlist_add(struct devlist *l, struct devrec *r)
+{
+	int i = devlist_pos(l, r->seq);
+
+	if (i < l->n && l->v[i] == r)
+		return 0;
+	if (l->n == l->cap) {
+		int ncap = l->cap ? l->cap * 2 : 8;
+		struct devrec **nv = hearth_realloc(l->v, (size_t)ncap * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		l->v = nv;
+		l->cap = ncap;
+	}
+	memmove(&l->v[i + 1], &l->v[i], (size_t)(l->n - i) * sizeof(l->v[0]));
+	l->v[i] = r;
+	l->n++;
+	return 0;
+}
+
+static void
+devlist_del(struct devlist *l, const struct devrec *r)
+{
+	int i = devlist_pos(l, r->seq);
+
+	if (i >= l->n || l->v[i] != r)
+		return;
+	memmove(&l->v[i], &l->v[i + 1], (size_t)(l->n - i - 1) * sizeof(l->v[0]));
+	l->n--;
+}
+
+/* ==== Rooms and the capability index ==== */
+
+static void
+room_free(struct room *rm)
+{
+	hearth_free(rm->all.v);
+	for (int k = 0; k < NCAPBITS; k++)
+		hearth_free(rm->bycap[k].v);
+	hearth_free(rm);
+}
+
+static struct room *
+room_find(const hearth_context *c, const char *room)
+{
+	char key[72];
+
+	hearth_room_key(room, key, sizeof(key));
+	return ptab_get(&c->rooms, key);
+}
+
+/* Take d out of every list it is in; a room left empty goes. */
+static void
+unindex(hearth_context *c, struct devrec *r)
+{
+	struct room *rm = r->room;
+
+	for (int k = 0; k < NCAPBITS; k++) {
+		if (!(r->indexed & (1u << k)))
+			continue;
+		devlist_del(&c->bycap[k], r);
+		if (rm)
+			devlist_del(&rm->bycap[k], r);
+	}
+	r->indexed = 0;
+	if (rm) {
+		devlist_del(&rm->all, r);
+		if (!rm->all.n) {
+			ptab_del(&c->rooms, rm);
+			room_free(rm);
+		}
+		r->room = NULL;
+	}
+}
+
+/* List an announced device under its room and capabilities. */
+static int
+index_device(hearth_context *c, struct devrec *r)
+{
+	const struct hearth_device *d = &r->pub;
+	struct room *rm = NULL;
+
+	if (!d->has_meta)
+		return 0;
+	if (d->room_key) {
+		rm = ptab_get(&c->rooms, d->room_key);
+		if (!rm) {
+			if (!(rm = hearth_calloc(1, sizeof(*rm))))
+				return -ENOMEM;
+			snprintf(rm->key, sizeof(rm->key), "%s", d->room_key);
+			if (ptab_add(&c->rooms, rm)) {
+				room_free(rm);
+				return -ENOMEM;
+			}
+		}
+		if (devlist_add(&rm->all, r)) {
+			if (!rm->all.n) {
+				ptab_del(&c->rooms, rm);
+				room_free(rm);
+			}
+			return -ENOMEM;
+		}
+		r->room = rm;
+	}
+	for (int k = 0; k < NCAPBITS; k++) {
+		if (!(d->caps & (1u << k)))
+			continue;
+		r->indexed |= 1u << k;
+		if (devlist_add(&c->bycap[k], r) || (rm && devlist_add(&rm->bycap[k], r))) {
+			unindex(c, r);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+/* ==== Registry ==== */
 
 int
 hearth_context_new(int max_devices, hearth_context **out)
@@ -34,15 +324,24 @@ hearth_context_new(int max_devices, hearth_context **out)
 	if (!c)
 		return -ENOMEM;
 	c->max = max_devices > 0 ? max_devices : 1;
+	c->by_id.key_off = offsetof(struct devrec, pub) + offsetof(struct hearth_device, id);
+	c->rooms.key_off = offsetof(struct room, key);
+	c->cap_motion = hearth_capability_find("sensor.motion");
+	c->cap_occupancy = hearth_capability_find("sensor.occupancy");
+	c->cap_contact = hearth_capability_find("sensor.contact");
+	c->cap_media = hearth_capability_find("media.power");
 	*out = c;
 	return 0;
 }
 
 static void
-device_free(struct hearth_device *d)
+device_free(struct devrec *r)
 {
-	if (!d)
+	struct hearth_device *d;
+
+	if (!r)
 		return;
+	d = &r->pub;
 	hearth_free(d->name);
 	hearth_free(d->room);
 	hearth_free(d->room_key);
@@ -50,7 +349,10 @@ device_free(struct hearth_device *d)
 	hearth_free(d->uri);
 	cJSON_Delete(d->address);
 	cJSON_Delete(d->state);
-	hearth_free(d);
+	for (int i = 0; i < r->nprops; i++)
+		hearth_free(r->props[i].name);
+	hearth_free(r->props);
+	hearth_free(r);
 }
 
 void
@@ -60,6 +362,14 @@ hearth_context_free(hearth_context *c)
 		return;
 	for (int i = 0; i < c->n; i++)
 		device_free(c->devs[i]);
+	for (size_t i = 0; c->rooms.slot && i <= c->rooms.mask; i++)
+		if (c->rooms.slot[i])
+			room_free(c->rooms.slot[i]);
+	for (int k = 0; k < NCAPBITS; k++)
+		hearth_free(c->bycap[k].v);
+	hearth_free(c->presence.v);
+	hearth_free(c->by_id.slot);
+	hearth_free(c->rooms.slot);
 	hearth_free(c->devs);
 	hearth_free(c);
 }
@@ -77,23 +387,19 @@ hearth_room_key(const char *room, char *out, size_t len)
 	out[i] = '\0';
 }
 
-static int
+static struct devrec *
 find(const hearth_context *c, const char *id)
 {
-	for (int i = 0; i < c->n; i++)
-		if (!strcmp(c->devs[i]->id, id))
-			return i;
-	return -1;
+	return ptab_get(&c->by_id, id);
 }
 
 static struct hearth_device *
 get_or_add(hearth_context *c, const char *id, const hearth_outbox *out, const char *topic)
 {
-	struct hearth_device *d;
-	int i = find(c, id);
+	struct devrec *r = find(c, id);
 
-	if (i >= 0)
-		return c->devs[i];
+	if (r)
+		return &r->pub;
 	if (c->n >= c->max) {
 		char detail[128];
 
@@ -104,29 +410,59 @@ get_or_add(hearth_context *c, const char *id, const hearth_outbox *out, const ch
 	}
 	if (c->n == c->cap) {
 		int ncap = c->cap ? c->cap * 2 : 16;
-		struct hearth_device **nd = hearth_realloc(c->devs, (size_t)ncap * sizeof(*nd));
+		struct devrec **nd = hearth_realloc(c->devs, (size_t)ncap * sizeof(*nd));
 
 		if (!nd)
 			return NULL;
 		c->devs = nd;
 		c->cap = ncap;
 	}
-	d = hearth_calloc(1, sizeof(*d));
-	if (!d)
+	r = hearth_calloc(1, sizeof(*r));
+	if (!r)
 		return NULL;
-	snprintf(d->id, sizeof(d->id), "%s", id);
-	snprintf(d->transport, sizeof(d->transport), "mqtt");
-	d->online = -1;
-	c->devs[c->n++] = d;
-	return d;
+	snprintf(r->pub.id, sizeof(r->pub.id), "%s", id);
+	snprintf(r->pub.transport, sizeof(r->pub.transport), "mqtt");
+	r->pub.online = -1;
+	r->seq = c->next_seq++;
+	if (ptab_add(&c->by_id, r)) {
+		hearth_free(r);
+		return NULL;
+	}
+	c->devs[c->n++] = r;
+	return &r->pub;
 }
 
+/* Remove the device at i; the others keep their order. O(n) for the
+ * ordered array, which removal (rare) can afford. */
 static void
 remove_device(hearth_context *c, int i)
 {
-	device_free(c->devs[i]);
+	struct devrec *r = c->devs[i];
+
+	unindex(c, r);
+	if (r->in_presence)
+		devlist_del(&c->presence, r);
+	ptab_del(&c->by_id, r);
+	device_free(r);
 	memmove(&c->devs[i], &c->devs[i + 1], (size_t)(c->n - i - 1) * sizeof(c->devs[0]));
 	c->n--;
+}
+
+static int
+index_of(const hearth_context *c, const struct devrec *r)
+{
+	/* Creation order is array order: binary search by seq. */
+	int lo = 0, hi = c->n;
+
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
+
+		if (c->devs[mid]->seq < r->seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < c->n && c->devs[lo] == r ? lo : -1;
 }
 
 static void
@@ -249,20 +585,23 @@ set_str(char **dst, const char *src)
 	return 0;
 }
 
+/* Set d's announcement, and list it under its (new) room and capabilities. */
 static int
-set_meta(struct hearth_device *d, const struct meta *m)
+set_meta(hearth_context *c, struct hearth_device *d, const struct meta *m)
 {
 	char key[72];
+	int rc = -ENOMEM;
 
+	unindex(c, rec_of(d));
 	if (set_str(&d->name, m->name) || set_str(&d->room, m->room) ||
 	    set_str(&d->kind, m->kind) || set_str(&d->uri, m->uri))
-		return -ENOMEM;
+		goto reindex;
 	hearth_free(d->room_key);
 	d->room_key = NULL;
 	if (m->room) {
 		hearth_room_key(m->room, key, sizeof(key));
 		if (!(d->room_key = hearth_strdup(key)))
-			return -ENOMEM;
+			goto reindex;
 	}
 	snprintf(d->transport, sizeof(d->transport), "%s", m->transport);
 	cJSON_Delete(d->address);
@@ -270,7 +609,195 @@ set_meta(struct hearth_device *d, const struct meta *m)
 	d->caps = m->caps;
 	d->meta_optimistic = m->optimistic;
 	d->has_meta = true;
-	return 0;
+	rc = 0;
+reindex:
+	if (index_device(c, rec_of(d)))
+		rc = -ENOMEM;
+	return rc;
+}
+
+/* ==== Fusion: freshness of properties, occupancy events ==== */
+
+static struct prop *
+prop_find(const struct devrec *r, const char *name)
+{
+	for (int i = 0; i < r->nprops; i++)
+		if (!strcmp(r->props[i].name, name))
+			return &r->props[i];
+	return NULL;
+}
+
+/* The freshness record of property name, added when missing (NULL: no memory). */
+static struct prop *
+prop_get(struct devrec *r, const char *name)
+{
+	struct prop *p = prop_find(r, name);
+
+	if (p)
+		return p;
+	if (r->nprops == r->capprops) {
+		int ncap = r->capprops ? r->capprops * 2 : 4;
+		struct prop *np = hearth_realloc(r->props, (size_t)ncap * sizeof(*np));
+
+		if (!np)
+			return NULL;
+		r->props = np;
+		r->capprops = ncap;
+	}
+	p = &r->props[r->nprops];
+	memset(p, 0, sizeof(*p));
+	if (!(p->name = hearth_strdup(name)))
+		return NULL;
+	r->nprops++;
+	return p;
+}
+
+/* The report time and staleness of d's property prop (last_seen when unknown). */
+static void
+prop_time(const struct devrec *r, const char *prop, int64_t *ts, bool *stale)
+{
+	const struct prop *p = prop_find(r, prop);
+
+	*ts = p ? p->ts : r->pub.last_seen;
+	*stale = p ? p->stale : false;
+}
+
+static bool
+has_cap(const struct hearth_device *d, int cap)
+{
+	return cap >= 0 && (d->caps & (1u << cap));
+}
+
+/*
+ * A positive occupancy event in body, judged against the state before it is
+ * merged: motion or occupancy reported true, a contact that changed, media
+ * switched on, a presence flag set.
+ */
+static bool
+occupancy_event(const hearth_context *c, const struct hearth_device *d, const cJSON *body)
+{
+	const cJSON *p;
+
+	cJSON_ArrayForEach(p, body)
+	{
+		const cJSON *old =
+		        d->state ? cJSON_GetObjectItemCaseSensitive(d->state, p->string) : NULL;
+
+		if ((!strcmp(p->string, "motion") && has_cap(d, c->cap_motion)) ||
+		    (!strcmp(p->string, "occupancy") && has_cap(d, c->cap_occupancy)) ||
+		    !strcmp(p->string, "presence")) {
+			if (cJSON_IsTrue(p))
+				return true;
+		} else if (!strcmp(p->string, "contact") && has_cap(d, c->cap_contact)) {
+			if (cJSON_IsBool(old) && cJSON_IsTrue(old) != cJSON_IsTrue(p))
+				return true;
+		} else if (!strcmp(p->string, "on") && has_cap(d, c->cap_media)) {
+			if (cJSON_IsTrue(p) && !cJSON_IsTrue(old))
+				return true;
+		}
+	}
+	return false;
+}
+
+/* Stamp every property of body as reported at t, and note an occupancy event. */
+static void
+fuse_report(hearth_context *c, struct devrec *r, const cJSON *body, int64_t t)
+{
+	const cJSON *p;
+
+	if (occupancy_event(c, &r->pub, body)) {
+		if (r->room)
+			r->room->last_event = t;
+		c->home_event = t;
+	}
+	cJSON_ArrayForEach(p, body)
+	{
+		struct prop *pr = prop_get(r, p->string);
+
+		if (!pr) {
+			LOG_WARN("context", "out of memory: %s.%s has no freshness", r->pub.id,
+			         p->string);
+			continue;
+		}
+		pr->ts = t;
+		pr->stale = false;
+		if (!strcmp(p->string, "presence") && !r->in_presence &&
+		    !devlist_add(&c->presence, r))
+			r->in_presence = true;
+	}
+}
+
+/* Signals that hold while true: the best of weight x confidence over list. */
+static void
+sustained(const struct devlist *l, const char *prop, double weight, const hearth_now *now,
+          struct hearth_occupancy *o)
+{
+	for (int i = 0; i < l->n; i++) {
+		const struct devrec *r = l->v[i];
+		const cJSON *v =
+		        r->pub.state ? cJSON_GetObjectItemCaseSensitive(r->pub.state, prop) : NULL;
+		int64_t ts;
+		bool stale;
+		double s;
+
+		if (!cJSON_IsTrue(v))
+			continue;
+		prop_time(r, prop, &ts, &stale);
+		s = weight * hearth_fusion_confidence(prop, now->wall_ms - ts, stale);
+		if (s > o->score)
+			o->score = s;
+		if (ts > o->last_signal)
+			o->last_signal = ts;
+	}
+}
+
+static void
+event_score(int64_t event, int64_t half_life, const hearth_now *now, struct hearth_occupancy *o)
+{
+	double s;
+
+	if (!event)
+		return;
+	s = hearth_fusion_decay(1.0, now->wall_ms - event, half_life);
+	if (s > o->score)
+		o->score = s;
+	if (event > o->last_signal)
+		o->last_signal = event;
+}
+
+static const struct devlist *
+cap_list(const struct devlist *lists, int cap)
+{
+	static const struct devlist empty = {0};
+
+	return cap >= 0 && cap < NCAPBITS ? &lists[cap] : &empty;
+}
+
+/* ==== Restore ==== */
+
+/* Freshness of the restored state: the stored times (or the record's
+ * last_seen), stale when the record said the device was offline since. */
+static void
+restore_freshness(struct devrec *r, const cJSON *rec)
+{
+	const cJSON *fr = cJSON_GetObjectItemCaseSensitive(rec, "freshness");
+	const cJSON *seen = cJSON_GetObjectItemCaseSensitive(rec, "last_seen");
+	const cJSON *p;
+
+	cJSON_ArrayForEach(p, r->pub.state)
+	{
+		const cJSON *f = cJSON_GetObjectItemCaseSensitive(fr, p->string);
+		const cJSON *ts = cJSON_GetObjectItemCaseSensitive(f, "ts");
+		const cJSON *conf = cJSON_GetObjectItemCaseSensitive(f, "confidence");
+		struct prop *pr = prop_get(r, p->string);
+
+		if (!pr)
+			return;
+		pr->ts = cJSON_IsNumber(ts)     ? (int64_t)ts->valuedouble
+		         : cJSON_IsNumber(seen) ? (int64_t)seen->valuedouble
+		                                : 0;
+		pr->stale = cJSON_IsNumber(conf) && conf->valuedouble < 1.0;
+	}
 }
 
 int
@@ -288,36 +815,41 @@ hearth_context_restore(hearth_context *c, const cJSON *rec)
 		return HEARTH_E_INVALID;
 	if ((rc = parse_meta(rec, &m, why, sizeof(why))))
 		return rc;
-	if (find(c, id) < 0 && c->n >= c->max)
+	if (!find(c, id) && c->n >= c->max)
 		return HEARTH_E_FULL;
 	d = get_or_add(c, id, &none, NULL);
 	if (!d)
 		return -ENOMEM;
-	if ((rc = set_meta(d, &m)))
+	if ((rc = set_meta(c, d, &m)))
 		return rc;
 	/* The last known state (so a step is not skipped or confirmed blindly);
 	 * availability stays unknown until the device speaks again. */
 	st = cJSON_GetObjectItemCaseSensitive(rec, "state");
-	if (cJSON_IsObject(st) && !d->state)
+	if (cJSON_IsObject(st) && !d->state) {
 		d->state = cJSON_Duplicate(st, 1);
+		if (d->state)
+			restore_freshness(rec_of(d), rec);
+	}
 	return 0;
 }
+
+/* ==== meta ==== */
 
 static void
 on_meta(hearth_context *c, hearth_msg *msg, const hearth_now *now, const hearth_outbox *out)
 {
 	char topic[128], why[160];
 	struct hearth_device *d;
+	struct devrec *r;
 	struct meta m;
-	int i;
 
 	snprintf(topic, sizeof(topic), "device/%s/meta", msg->id);
 	if (!msg->body) {
 		/* An empty retained meta: the device was removed. */
-		i = find(c, msg->id);
-		if (i >= 0) {
+		r = find(c, msg->id);
+		if (r) {
 			LOG_INFO("context", "device %s removed", msg->id);
-			remove_device(c, i);
+			remove_device(c, index_of(c, r));
 			post_save(out, msg->id, NULL);
 		}
 		return;
@@ -329,7 +861,7 @@ on_meta(hearth_context *c, hearth_msg *msg, const hearth_now *now, const hearth_
 	d = get_or_add(c, msg->id, out, topic);
 	if (!d)
 		return;
-	if (set_meta(d, &m)) {
+	if (set_meta(c, d, &m)) {
 		hearth_post_error(out, "internal", topic, "out of memory");
 		return;
 	}
@@ -366,6 +898,7 @@ on_state(hearth_context *c, hearth_msg *msg, const hearth_now *now, const hearth
 	d = get_or_add(c, msg->id, out, topic);
 	if (!d)
 		return;
+	fuse_report(c, rec_of(d), msg->body, now->wall_ms);
 	if (!d->state) {
 		d->state = msg->body;
 		msg->body = NULL;
@@ -400,6 +933,7 @@ on_avail(hearth_context *c, hearth_msg *msg, const hearth_now *now, const hearth
 {
 	char topic[128];
 	struct hearth_device *d;
+	struct devrec *r;
 	int online = msg->flag ? 1 : 0;
 
 	snprintf(topic, sizeof(topic), "device/%s/availability", msg->id);
@@ -410,6 +944,11 @@ on_avail(hearth_context *c, hearth_msg *msg, const hearth_now *now, const hearth
 	if (d->online == online)
 		return;
 	d->online = online;
+	/* What it said before an outage is believed less until it says it again
+	 * (or is back online). */
+	r = rec_of(d);
+	for (int i = 0; i < r->nprops; i++)
+		r->props[i].stale = !online;
 	LOG_INFO("context", "device %s is %s", d->id, online ? "online" : "offline");
 	post_changed(out, d);
 	if (d->has_meta)
@@ -440,9 +979,9 @@ hearth_context_handle(hearth_context *c, hearth_msg *m, const hearth_now *now,
 const struct hearth_device *
 hearth_context_device(const hearth_context *c, const char *id)
 {
-	int i = find(c, id);
+	struct devrec *r = find(c, id);
 
-	return i >= 0 ? c->devs[i] : NULL;
+	return r ? &r->pub : NULL;
 }
 
 int
@@ -454,7 +993,7 @@ hearth_context_count(const hearth_context *c)
 const struct hearth_device *
 hearth_context_at(const hearth_context *c, int i)
 {
-	return i >= 0 && i < c->n ? c->devs[i] : NULL;
+	return i >= 0 && i < c->n ? &c->devs[i]->pub : NULL;
 }
 
 int
@@ -463,38 +1002,39 @@ hearth_context_online_count(const hearth_context *c)
 	int n = 0;
 
 	for (int i = 0; i < c->n; i++)
-		n += c->devs[i]->online == 1;
+		n += c->devs[i]->pub.online == 1;
 	return n;
 }
 
 bool
 hearth_context_room_known(const hearth_context *c, const char *room)
 {
-	char key[72];
+	const struct room *rm = room_find(c, room);
 
-	hearth_room_key(room, key, sizeof(key));
-	for (int i = 0; i < c->n; i++)
-		if (c->devs[i]->room_key && !strcmp(c->devs[i]->room_key, key))
-			return true;
-	return false;
+	return rm && rm->all.n > 0;
 }
 
 int
 hearth_context_select(const hearth_context *c, const char *room, int cap, const char *kind,
                       const struct hearth_device **out, int max)
 {
-	char key[72];
+	const struct devlist *l;
 	int n = 0;
 
-	if (room)
-		hearth_room_key(room, key, sizeof(key));
-	for (int i = 0; i < c->n; i++) {
-		const struct hearth_device *d = c->devs[i];
+	if (cap < 0 || cap >= NCAPBITS)
+		return 0;
+	if (room) {
+		const struct room *rm = room_find(c, room);
 
-		if (!d->has_meta || !(d->caps & (1u << cap)))
-			continue;
-		if (room && (!d->room_key || strcmp(d->room_key, key)))
-			continue;
+		if (!rm)
+			return 0;
+		l = &rm->bycap[cap];
+	} else {
+		l = &c->bycap[cap];
+	}
+	for (int i = 0; i < l->n; i++) {
+		const struct hearth_device *d = &l->v[i]->pub;
+
 		if (kind && (!d->kind || strcmp(d->kind, kind)))
 			continue;
 		if (n < max)
@@ -504,10 +1044,83 @@ hearth_context_select(const hearth_context *c, const char *room, int cap, const 
 	return n;
 }
 
+int
+hearth_context_value(const hearth_context *c, const char *device, const char *property,
+                     const hearth_now *now, struct hearth_value *out)
+{
+	const struct devrec *r = find(c, device);
+	const cJSON *v;
+
+	memset(out, 0, sizeof(*out));
+	if (!r || !r->pub.state || !(v = cJSON_GetObjectItemCaseSensitive(r->pub.state, property)))
+		return HEARTH_E_NOT_FOUND;
+	out->value = v;
+	prop_time(r, property, &out->ts, &out->stale);
+	out->age_ms = now->wall_ms > out->ts ? now->wall_ms - out->ts : 0;
+	out->confidence = hearth_fusion_confidence(property, out->age_ms, out->stale);
+	return 0;
+}
+
+struct hearth_occupancy
+hearth_context_room_occupancy(const hearth_context *c, const char *room, const hearth_now *now)
+{
+	struct hearth_occupancy o = {0};
+	const struct room *rm = room_find(c, room);
+
+	if (!rm)
+		return o;
+	event_score(rm->last_event, HEARTH_FUSION_ROOM_HALF_LIFE_MS, now, &o);
+	sustained(cap_list(rm->bycap, c->cap_motion), "motion", 1.0, now, &o);
+	sustained(cap_list(rm->bycap, c->cap_occupancy), "occupancy", 1.0, now, &o);
+	sustained(cap_list(rm->bycap, c->cap_media), "on", HEARTH_FUSION_MEDIA_WEIGHT, now, &o);
+	o.occupied = o.score >= HEARTH_FUSION_OCCUPIED;
+	return o;
+}
+
+struct hearth_occupancy
+hearth_context_home_presence(const hearth_context *c, const hearth_now *now)
+{
+	struct hearth_occupancy o = {0};
+
+	/* Room events are home events too, and the home's decay is slower. */
+	event_score(c->home_event, HEARTH_FUSION_HOME_HALF_LIFE_MS, now, &o);
+	sustained(cap_list(c->bycap, c->cap_motion), "motion", 1.0, now, &o);
+	sustained(cap_list(c->bycap, c->cap_occupancy), "occupancy", 1.0, now, &o);
+	sustained(cap_list(c->bycap, c->cap_media), "on", HEARTH_FUSION_MEDIA_WEIGHT, now, &o);
+	sustained(&c->presence, "presence", 1.0, now, &o);
+	o.occupied = o.score >= HEARTH_FUSION_OCCUPIED;
+	return o;
+}
+
 bool
 hearth_device_optimistic(const struct hearth_device *d)
 {
 	return d->meta_optimistic || !d->state;
+}
+
+/* "freshness": {"<prop>": {"ts", "confidence" (as of ts), "half_life_ms"}}. */
+static void
+add_freshness(cJSON *o, const struct devrec *r)
+{
+	const cJSON *p;
+	cJSON *fr;
+
+	if (!r->pub.state || !r->nprops)
+		return;
+	fr = cJSON_AddObjectToObject(o, "freshness");
+	cJSON_ArrayForEach(p, r->pub.state)
+	{
+		const struct prop *pr = prop_find(r, p->string);
+		cJSON *f;
+
+		if (!fr || !pr || !(f = cJSON_AddObjectToObject(fr, p->string)))
+			continue;
+		cJSON_AddNumberToObject(f, "ts", (double)pr->ts);
+		cJSON_AddNumberToObject(f, "confidence",
+		                        pr->stale ? HEARTH_FUSION_OFFLINE_FACTOR : 1.0);
+		cJSON_AddNumberToObject(f, "half_life_ms",
+		                        (double)hearth_fusion_half_life_ms(p->string));
+	}
 }
 
 cJSON *
@@ -540,8 +1153,10 @@ hearth_device_json(const struct hearth_device *d)
 		cJSON_AddNullToObject(o, "online");
 	else
 		cJSON_AddBoolToObject(o, "online", d->online == 1);
-	if (d->state)
+	if (d->state) {
 		cJSON_AddItemToObject(o, "state", cJSON_Duplicate(d->state, 1));
+		add_freshness(o, rec_of(d));
+	}
 	cJSON_AddNumberToObject(o, "last_seen", (double)d->last_seen);
 	return o;
 }

@@ -7,6 +7,19 @@
  * when a device changed (DEVICE_CHANGED). The planner and the resource agent
  * read the registry through the query functions below, which answer from
  * memory and never change it.
+ *
+ * Every lookup is O(1) or proportional to its answer: devices are found by a
+ * hash index on their id (the registry still lists them in announcement
+ * order), rooms are interned, and each room keeps its devices per
+ * capability, so hearth_context_select(room, cap, ...) visits only the
+ * devices of that room with that capability.
+ *
+ * It also fuses what it hears (DESIGN.md section 1.2, constants in
+ * fusion.h): every reported property keeps the time of its report and a
+ * confidence that decays with age and drops while its device is offline;
+ * rooms get an occupancy score from motion, occupancy, contact and media
+ * signals; the home a presence score. Time is only ever the hearth_now the
+ * agent is handed.
  */
 #ifndef HEARTH_AGENTS_CONTEXT_H
 #define HEARTH_AGENTS_CONTEXT_H
@@ -33,6 +46,22 @@ struct hearth_device {
 	int online;           /* 1, 0, or -1 when unknown */
 	cJSON *state;         /* merged reported state, NULL until the first report */
 	int64_t last_seen;    /* wall ms of the last message */
+};
+
+/* A fused value (hearth_context_value). */
+struct hearth_value {
+	const cJSON *value; /* in the device's state: valid until the agent's next message */
+	int64_t ts;         /* wall ms of the report that set it */
+	int64_t age_ms;     /* now - ts, never negative */
+	double confidence;  /* 0..1: decayed by age, dropped while the device is offline */
+	bool stale;         /* reported before the device went offline, not since */
+};
+
+/* A fused occupancy (hearth_context_room_occupancy, hearth_context_home_presence). */
+struct hearth_occupancy {
+	double score;        /* 0..1, see fusion.h */
+	int64_t last_signal; /* wall ms of the latest positive signal, 0 when none */
+	bool occupied;       /* score >= HEARTH_FUSION_OCCUPIED */
 };
 
 typedef struct hearth_context hearth_context;
@@ -67,8 +96,32 @@ int hearth_context_select(const hearth_context *c, const char *room, int cap, co
                           const struct hearth_device **out, int max);
 /* Confirmed on dispatch: never reported state, or meta says optimistic. */
 bool hearth_device_optimistic(const struct hearth_device *d);
-/* The device as hearthctl shows it (and as the devices store keeps it). */
+/*
+ * The device as hearthctl shows it (and as the devices store keeps it). The
+ * caller frees the result. Besides "state" (unchanged: the merged report) it
+ * carries "freshness": {"<property>": {"ts", "confidence", "half_life_ms"}}
+ * for every property in "state", where confidence is the value's as of ts
+ * (1, or HEARTH_FUSION_OFFLINE_FACTOR while the device has been offline since)
+ * and halves every half_life_ms after it: the record stays the same while
+ * nothing is said, and hearth_context_value gives the confidence at a time.
+ */
 cJSON *hearth_device_json(const struct hearth_device *d);
+
+/*
+ * The fused value of device's property at now: the reported value, when it
+ * was reported, and how much to believe it. Returns 0, or HEARTH_E_NOT_FOUND
+ * when the device is unknown or never reported that property (out is then
+ * zeroed).
+ */
+int hearth_context_value(const hearth_context *c, const char *device, const char *property,
+                         const hearth_now *now, struct hearth_value *out);
+/* How occupied room is at now (an unknown room: score 0, never signalled). */
+struct hearth_occupancy hearth_context_room_occupancy(const hearth_context *c, const char *room,
+                                                      const hearth_now *now);
+/* Whether someone is home at now: any room's signals, recent events anywhere,
+ * presence flags. */
+struct hearth_occupancy hearth_context_home_presence(const hearth_context *c,
+                                                     const hearth_now *now);
 
 /* Room names compare case-insensitively with '_', '-' and ' ' alike: the key
  * is lowercase with '_' for those. */

@@ -6,7 +6,10 @@
  * in through hearth_context_handle with a fake clock; what the agent posts
  * is collected in order and checked as the resource agent and the store
  * would see it. Then the read-only queries (rooms, select, optimistic, JSON)
- * and the restore of a stored record after a restart.
+ * and the restore of a stored record after a restart; the index checked
+ * against a brute-force scan on 1,000 random devices announced, moved and
+ * removed; and the fused values: confidence that decays with age on a fake
+ * clock and drops while the device is offline.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +17,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -590,11 +594,16 @@ test_device_json(void **state)
 	state_of(f, "ir", "{\"on\":true,\"volume\":12}");
 	avail(f, "ir", false);
 	j = hearth_device_json(hearth_context_device(f->ctx, "ir"));
-	/* capabilities come in table order, whatever order the meta gave */
+	/* capabilities come in table order, whatever order the meta gave; the
+	 * freshness of each property says when it was reported and that it was
+	 * before the device went offline (confidence 0.2 as of that report) */
 	assert_json(j, "{\"id\":\"ir\",\"name\":\"IR blaster\",\"room\":\"Living Room\","
 	               "\"kind\":\"remote\",\"capabilities\":[\"media.power\",\"media.volume\"],"
 	               "\"transport\":\"coap\",\"uri\":\"coap://10.0.0.7/ir\",\"optimistic\":true,"
 	               "\"online\":false,\"state\":{\"on\":true,\"volume\":12},"
+	               "\"freshness\":{\"on\":{\"ts\":1700000000250,\"confidence\":0.2,"
+	               "\"half_life_ms\":3600000},\"volume\":{\"ts\":1700000000250,"
+	               "\"confidence\":0.2,\"half_life_ms\":3600000}},"
 	               "\"last_seen\":1700000000250}");
 	cJSON_Delete(j);
 
@@ -658,6 +667,340 @@ test_restore(void **state)
 	hearth_context_free(fresh);
 }
 
+/* ==== The index: 1,000 devices against a brute-force reference ==== */
+
+static uint64_t rng = 0x2545f4914f6cdd1dULL;
+
+static unsigned
+rnd(unsigned n)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (unsigned)(rng % n);
+}
+
+static int
+setup_big(void **state)
+{
+	return fx_setup_n(state, 2000);
+}
+
+static const char *const room_names[] = {"Living Room", "living_room", "Kitchen", "bedroom",
+                                         "Bed-Room",    "Hall",        "office",  "Kids room",
+                                         "garage",      "attic",       NULL};
+static const char *const kinds[] = {"light", "sensor", "tv", "cover", NULL};
+
+/* Announce id with a random room (or none), kind (or none) and capabilities. */
+static void
+random_meta(struct fx *f, const char *id)
+{
+	char json[512], caps[384] = "";
+	const char *room = room_names[rnd(11)], *kind = kinds[rnd(5)];
+	int ncap = hearth_capability_count();
+
+	for (int k = 0; k < ncap; k++) {
+		if (rnd(4))
+			continue;
+		snprintf(caps + strlen(caps), sizeof(caps) - strlen(caps), "%s\"%s\"",
+		         caps[0] ? "," : "", hearth_capability_at(k)->name);
+	}
+	snprintf(json, sizeof(json), "{%s%s%s%s%s%s\"capabilities\":[%s]}",
+	         room ? "\"room\":\"" : "", room ? room : "", room ? "\"," : "",
+	         kind ? "\"kind\":\"" : "", kind ? kind : "", kind ? "\"," : "", caps);
+	meta(f, id, json);
+}
+
+/* hearth_context_select and room_known agree with a scan of the listing. */
+static void
+check_against_scan(struct fx *f)
+{
+	static const struct hearth_device *got[2000], *want[2000];
+	const char *const queries[] = {"LIVING ROOM", "kitchen", "Bedroom", "hall",   "Office",
+	                               "kids_room",   "Garage",  "ATTIC",   "cellar", NULL};
+	const char *const qkinds[] = {NULL, "light", "sensor", "lamp"};
+	int ncap = hearth_capability_count();
+
+	for (size_t qi = 0; qi < sizeof(queries) / sizeof(queries[0]); qi++) {
+		const char *room = queries[qi];
+		char key[72];
+		bool known = false;
+
+		if (room)
+			hearth_room_key(room, key, sizeof(key));
+		for (int i = 0; i < hearth_context_count(f->ctx); i++) {
+			const struct hearth_device *d = hearth_context_at(f->ctx, i);
+
+			known = known || (room && d->room_key && !strcmp(d->room_key, key));
+		}
+		if (room)
+			assert_int_equal(hearth_context_room_known(f->ctx, room), known);
+		for (int cap = 0; cap < ncap; cap++) {
+			for (size_t ki = 0; ki < 4; ki++) {
+				const char *kind = qkinds[ki];
+				int n = 0, m;
+
+				for (int i = 0; i < hearth_context_count(f->ctx); i++) {
+					const struct hearth_device *d =
+					        hearth_context_at(f->ctx, i);
+
+					if (!d->has_meta || !(d->caps & (1u << cap)))
+						continue;
+					if (room && (!d->room_key || strcmp(d->room_key, key)))
+						continue;
+					if (kind && (!d->kind || strcmp(d->kind, kind)))
+						continue;
+					want[n++] = d;
+				}
+				m = hearth_context_select(f->ctx, room, cap, kind, got, 2000);
+				assert_int_equal(m, n);
+				for (int i = 0; i < n; i++)
+					assert_ptr_equal(got[i], want[i]);
+				/* a short buffer: the same total, the first max filled */
+				if (n > 3) {
+					assert_int_equal(hearth_context_select(f->ctx, room, cap,
+					                                       kind, got, 3),
+					                 n);
+					assert_ptr_equal(got[2], want[2]);
+				}
+			}
+		}
+	}
+	assert_int_equal(hearth_context_select(f->ctx, NULL, -1, NULL, got, 4), 0);
+	assert_int_equal(hearth_context_select(f->ctx, NULL, 40, NULL, got, 4), 0);
+}
+
+static void
+test_index_thousand_devices(void **state)
+{
+	struct fx *f = *state;
+	static bool present[1000];
+	char id[32];
+	int n = 0;
+
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 1000; i++) {
+			snprintf(id, sizeof(id), "dev-%03d", i);
+			if (round == 0 || (round == 1 && i % 5 == 0) ||
+			    (round == 2 && !present[i])) {
+				/* new, re-announced (new room, kind, capabilities) or back */
+				n += !present[i];
+				present[i] = true;
+				random_meta(f, id);
+			}
+			if (round == 0 && i % 3 == 0)
+				state_of(f, id, "{\"on\":true}");
+		}
+		assert_int_equal(hearth_context_count(f->ctx), n);
+		check_against_scan(f);
+		/* remove every 7th, from the middle of the order */
+		for (int i = 3 + round; i < 1000; i += 7) {
+			snprintf(id, sizeof(id), "dev-%03d", i);
+			if (present[i]) {
+				meta(f, id, NULL);
+				present[i] = false;
+				n--;
+			}
+		}
+		/* a device that only ever reported state is listed, never selected */
+		snprintf(id, sizeof(id), "stray-%d", round);
+		state_of(f, id, "{\"on\":true}");
+		n++;
+		assert_int_equal(hearth_context_count(f->ctx), n);
+		for (int i = 0; i < 1000; i++) {
+			const struct hearth_device *d;
+
+			snprintf(id, sizeof(id), "dev-%03d", i);
+			d = hearth_context_device(f->ctx, id);
+			if (!present[i]) {
+				assert_null(d);
+				continue;
+			}
+			assert_non_null(d);
+			assert_string_equal(d->id, id);
+		}
+		assert_null(hearth_context_device(f->ctx, "dev-1000"));
+		assert_null(hearth_context_device(f->ctx, ""));
+		check_against_scan(f);
+		sink_reset(&f->sink);
+	}
+	/* listing order: creation order; a re-added device goes last */
+	for (int i = 1; i < hearth_context_count(f->ctx); i++) {
+		const struct hearth_device *a = hearth_context_at(f->ctx, i - 1);
+		const struct hearth_device *b = hearth_context_at(f->ctx, i);
+
+		assert_ptr_equal(hearth_context_device(f->ctx, b->id), b);
+		assert_ptr_not_equal(a, b);
+	}
+	assert_int_equal(sink_count(&f->sink, HEARTH_MSG_ERROR), 0);
+}
+
+static void
+test_index_room_moves(void **state)
+{
+	struct fx *f = *state;
+	const struct hearth_device *out[4];
+	int on_off = hearth_capability_find("light.on_off");
+
+	meta(f, "a", "{\"room\":\"hall\",\"capabilities\":[\"light.on_off\"]}");
+	meta(f, "b", "{\"room\":\"hall\",\"capabilities\":[\"light.on_off\"]}");
+	/* a moves out: the hall keeps b, the kitchen gets a */
+	meta(f, "a", "{\"room\":\"Kitchen\",\"capabilities\":[\"light.on_off\"]}");
+	assert_int_equal(hearth_context_select(f->ctx, "hall", on_off, NULL, out, 4), 1);
+	assert_string_equal(out[0]->id, "b");
+	assert_int_equal(hearth_context_select(f->ctx, "kitchen", on_off, NULL, out, 4), 1);
+	/* b moves to the kitchen: still after a there (announcement order) */
+	meta(f, "b", "{\"room\":\"kitchen\",\"capabilities\":[\"light.on_off\"]}");
+	assert_false(hearth_context_room_known(f->ctx, "hall"));
+	assert_int_equal(hearth_context_select(f->ctx, "hall", on_off, NULL, out, 4), 0);
+	assert_int_equal(hearth_context_select(f->ctx, "kitchen", on_off, NULL, out, 4), 2);
+	assert_string_equal(out[0]->id, "a");
+	assert_string_equal(out[1]->id, "b");
+	/* losing the room or the capability takes it out of the lists */
+	meta(f, "a", "{\"capabilities\":[\"light.on_off\"]}");
+	meta(f, "b", "{\"room\":\"kitchen\",\"capabilities\":[]}");
+	assert_true(hearth_context_room_known(f->ctx, "kitchen")); /* b is still there */
+	assert_int_equal(hearth_context_select(f->ctx, "kitchen", on_off, NULL, out, 4), 0);
+	assert_int_equal(hearth_context_select(f->ctx, NULL, on_off, NULL, out, 4), 1);
+	assert_string_equal(out[0]->id, "a");
+}
+
+/* ==== Fusion: freshness and confidence ==== */
+
+static void
+test_value_confidence_decays(void **state)
+{
+	struct fx *f = *state;
+	struct hearth_value v;
+	hearth_now later;
+	int64_t t0 = f->now.wall_ms;
+
+	meta(f, "lamp", LAMP_META);
+	meta(f, "pir", "{\"room\":\"hall\",\"capabilities\":[\"sensor.motion\"]}");
+	state_of(f, "lamp", "{\"on\":true,\"brightness\":40}");
+	state_of(f, "pir", "{\"motion\":true}");
+
+	assert_int_equal(hearth_context_value(f->ctx, "lamp", "on", &f->now, &v), 0);
+	assert_true(cJSON_IsTrue(v.value));
+	assert_true(v.ts == t0);
+	assert_true(v.age_ms == 0);
+	assert_float_equal(v.confidence, 1.0, 1e-9);
+	assert_false(v.stale);
+
+	/* an hour later the lamp's state is half believed; the motion is gone */
+	later = f->now;
+	later.wall_ms += 3600 * 1000;
+	assert_int_equal(hearth_context_value(f->ctx, "lamp", "on", &later, &v), 0);
+	assert_true(v.age_ms == 3600 * 1000);
+	assert_float_equal(v.confidence, 0.5, 1e-9);
+	later.wall_ms = t0 + 2 * 60 * 1000;
+	assert_int_equal(hearth_context_value(f->ctx, "pir", "motion", &later, &v), 0);
+	assert_float_equal(v.confidence, 0.5, 1e-9);
+	later.wall_ms = t0 + 20 * 60 * 1000;
+	assert_int_equal(hearth_context_value(f->ctx, "pir", "motion", &later, &v), 0);
+	assert_true(v.confidence < 0.001);
+	/* a clock that went back counts as age 0 */
+	later.wall_ms = t0 - 5000;
+	assert_int_equal(hearth_context_value(f->ctx, "lamp", "on", &later, &v), 0);
+	assert_true(v.age_ms == 0);
+	assert_float_equal(v.confidence, 1.0, 1e-9);
+
+	/* a new report of one property refreshes that one only */
+	f->now.wall_ms = t0 + 3600 * 1000;
+	state_of(f, "lamp", "{\"brightness\":20}");
+	assert_int_equal(hearth_context_value(f->ctx, "lamp", "brightness", &f->now, &v), 0);
+	assert_float_equal(v.confidence, 1.0, 1e-9);
+	assert_true(v.value->valuedouble == 20);
+	assert_int_equal(hearth_context_value(f->ctx, "lamp", "on", &f->now, &v), 0);
+	assert_float_equal(v.confidence, 0.5, 1e-9);
+
+	/* what is not known */
+	assert_int_equal(hearth_context_value(f->ctx, "lamp", "volume", &f->now, &v),
+	                 HEARTH_E_NOT_FOUND);
+	assert_null(v.value);
+	assert_int_equal(hearth_context_value(f->ctx, "ghost", "on", &f->now, &v),
+	                 HEARTH_E_NOT_FOUND);
+	meta(f, "quiet", LAMP_META);
+	assert_int_equal(hearth_context_value(f->ctx, "quiet", "on", &f->now, &v),
+	                 HEARTH_E_NOT_FOUND);
+}
+
+static void
+test_value_offline_drops_confidence(void **state)
+{
+	struct fx *f = *state;
+	struct hearth_value v;
+	hearth_msg *save;
+
+	meta(f, "lamp", LAMP_META);
+	state_of(f, "lamp", "{\"on\":true,\"brightness\":40}");
+	avail(f, "lamp", true);
+	f->now.wall_ms += 1000;
+	sink_reset(&f->sink);
+
+	avail(f, "lamp", false);
+	assert_int_equal(hearth_context_value(f->ctx, "lamp", "on", &f->now, &v), 0);
+	assert_true(v.stale);
+	assert_float_equal(v.confidence, 0.2 * exp2(-1000.0 / 3600000.0), 1e-9);
+	/* the stored record says so too, and stays the same while time passes */
+	save = sink_nth(&f->sink, HEARTH_MSG_DEVICE_SAVE, 0);
+	assert_json(cJSON_GetObjectItemCaseSensitive(save->body, "freshness"),
+	            "{\"on\":{\"ts\":1700000000000,\"confidence\":0.2,\"half_life_ms\":3600000},"
+	            "\"brightness\":{\"ts\":1700000000000,\"confidence\":0.2,"
+	            "\"half_life_ms\":3600000}}");
+	/* the planner still never binds it (online is 0) */
+	assert_int_equal(hearth_context_device(f->ctx, "lamp")->online, 0);
+
+	/* a report while offline: that property is believed again */
+	f->now.wall_ms += 1000;
+	state_of(f, "lamp", "{\"brightness\":10}");
+	assert_int_equal(hearth_context_value(f->ctx, "lamp", "brightness", &f->now, &v), 0);
+	assert_false(v.stale);
+	assert_float_equal(v.confidence, 1.0, 1e-9);
+	assert_int_equal(hearth_context_value(f->ctx, "lamp", "on", &f->now, &v), 0);
+	assert_true(v.stale);
+	assert_true(v.confidence < 0.21);
+
+	/* back online: everything recovers, minus its age */
+	avail(f, "lamp", true);
+	assert_int_equal(hearth_context_value(f->ctx, "lamp", "on", &f->now, &v), 0);
+	assert_false(v.stale);
+	assert_float_equal(v.confidence, exp2(-2000.0 / 3600000.0), 1e-9);
+}
+
+static void
+test_restore_freshness(void **state)
+{
+	struct fx *f = *state;
+	hearth_context *fresh;
+	struct hearth_value v;
+	cJSON *rec;
+	int64_t t0 = f->now.wall_ms;
+
+	meta(f, "lamp", LAMP_META);
+	state_of(f, "lamp", "{\"on\":true}");
+	f->now.wall_ms += 60000;
+	state_of(f, "lamp", "{\"brightness\":40}");
+	rec = hearth_device_json(hearth_context_device(f->ctx, "lamp"));
+	assert_int_equal(hearth_context_new(4, &fresh), 0);
+	assert_int_equal(hearth_context_restore(fresh, rec), 0);
+	assert_int_equal(hearth_context_value(fresh, "lamp", "on", &f->now, &v), 0);
+	assert_true(v.ts == t0);
+	assert_true(v.age_ms == 60000);
+	assert_int_equal(hearth_context_value(fresh, "lamp", "brightness", &f->now, &v), 0);
+	assert_true(v.ts == t0 + 60000);
+	hearth_context_free(fresh);
+
+	/* an older record without freshness: its last_seen stands for every value */
+	cJSON_DeleteItemFromObjectCaseSensitive(rec, "freshness");
+	assert_int_equal(hearth_context_new(4, &fresh), 0);
+	assert_int_equal(hearth_context_restore(fresh, rec), 0);
+	assert_int_equal(hearth_context_value(fresh, "lamp", "on", &f->now, &v), 0);
+	assert_true(v.ts == t0 + 60000);
+	hearth_context_free(fresh);
+	cJSON_Delete(rec);
+}
+
 static void
 test_other_messages_ignored(void **state)
 {
@@ -693,6 +1036,12 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_device_json, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_restore, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_other_messages_ignored, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_index_thousand_devices, setup_big, teardown),
+	        cmocka_unit_test_setup_teardown(test_index_room_moves, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_value_confidence_decays, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_value_offline_drops_confidence, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_restore_freshness, setup, teardown),
 	};
 
 	hearth_alloc_init();
