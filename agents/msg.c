@@ -78,6 +78,9 @@ hearth_msg_type_name(enum hearth_msg_type type)
 	        [HEARTH_MSG_EPISODE] = "episode",
 	        [HEARTH_MSG_ERROR] = "error",
 	        [HEARTH_MSG_DEVICE_SAVE] = "device.save",
+	        [HEARTH_MSG_JOURNAL] = "journal",
+	        [HEARTH_MSG_FLAG_CHANGED] = "flag.changed",
+	        [HEARTH_MSG_DRIFT] = "drift",
 	};
 
 	if ((int)type <= 0 || type >= HEARTH_MSG_TYPE_COUNT || !names[type])

@@ -53,6 +53,11 @@ enum hearth_msg_type {
 	/* resource -> memory: the plan's journal entry. id: plan id. body: its
 	 * journal form (hearth_plan_journal_json), or NULL when the plan ended. */
 	HEARTH_MSG_JOURNAL,
+	/* context -> anyone: a derived flag changed. body: {"flag": name, "value": bool}. */
+	HEARTH_MSG_FLAG_CHANGED,
+	/* context -> runtime: the drift sentinel started or cleared a drift on a
+	 * feature. body: the event (drift.h hearth_drift_event_json). */
+	HEARTH_MSG_DRIFT,
 	HEARTH_MSG_TYPE_COUNT
 };
 
@@ -77,6 +82,8 @@ typedef struct hearth_msg {
 typedef struct hearth_now {
 	int64_t mono_ms;
 	int64_t wall_ms;
+	int local_minute; /* minutes since local midnight, 0..1439 (time windows) */
+	int weekday;      /* local weekday, 0 = Sunday */
 } hearth_now;
 
 /*

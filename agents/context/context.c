@@ -15,6 +15,9 @@
  * occupancy event. It never reads a clock: time is the hearth_now handed in.
  */
 #include "agents/context/context.h"
+
+#include "agents/context/drift.h"
+#include "agents/context/flags.h"
 #include "agents/context/fusion.h"
 
 #include "platform/alloc.h"
@@ -80,6 +83,9 @@ struct hearth_context {
 	struct devlist presence;        /* devices that reported a "presence" flag */
 	int64_t home_event;             /* wall ms of the latest positive event anywhere */
 	int cap_motion, cap_occupancy, cap_contact, cap_media;
+	hearth_flags *flags;     /* derived flags (flags.h) */
+	hearth_drift *drift;     /* drift sentinel over sensor readings (drift.h) */
+	hearth_privacy *privacy; /* who may read which data class (privacy.h) */
 };
 
 static struct devrec *
@@ -330,6 +336,10 @@ hearth_context_new(int max_devices, hearth_context **out)
 	c->cap_occupancy = hearth_capability_find("sensor.occupancy");
 	c->cap_contact = hearth_capability_find("sensor.contact");
 	c->cap_media = hearth_capability_find("media.power");
+	if (hearth_context_configure(c, NULL, NULL, "defaults", NULL, 0)) {
+		hearth_context_free(c);
+		return -ENOMEM;
+	}
 	*out = c;
 	return 0;
 }
@@ -371,7 +381,175 @@ hearth_context_free(hearth_context *c)
 	hearth_free(c->by_id.slot);
 	hearth_free(c->rooms.slot);
 	hearth_free(c->devs);
+	hearth_flags_free(c->flags);
+	hearth_drift_free(c->drift);
+	hearth_privacy_free(c->privacy);
 	hearth_free(c);
+}
+
+/* ==== Flags, drift, privacy ==== */
+
+int
+hearth_context_configure(hearth_context *c, const cJSON *flags, const cJSON *drift,
+                         const char *source, char *why, size_t wl)
+{
+	struct hearth_drift_config dc;
+	hearth_flags *f = NULL;
+	hearth_drift *d = NULL;
+	int rc;
+
+	hearth_drift_config_defaults(&dc);
+	if ((rc = hearth_flags_load(flags, source, &f, why, wl)))
+		return rc;
+	if (drift && (rc = hearth_drift_config_parse(&dc, drift, source, why, wl))) {
+		hearth_flags_free(f);
+		return rc;
+	}
+	if ((rc = hearth_drift_new(&dc, &d))) {
+		hearth_flags_free(f);
+		return rc;
+	}
+	if (!c->privacy && !(c->privacy = hearth_privacy_new())) {
+		hearth_flags_free(f);
+		hearth_drift_free(d);
+		return -ENOMEM;
+	}
+	hearth_flags_free(c->flags);
+	hearth_drift_free(c->drift);
+	c->flags = f;
+	c->drift = d;
+	return 0;
+}
+
+/* A device property as a flag condition sees it: unknown while the device
+ * is offline, held while the reading drifts. */
+static enum hearth_flag_input
+flag_lookup(void *ud, const char *device, const char *property, const cJSON **value)
+{
+	const hearth_context *c = ud;
+	const struct hearth_device *d = hearth_context_device(c, device);
+	char feature[2 * HEARTH_ID_MAX + 2];
+
+	if (!d || d->online == 0 || !d->state)
+		return HEARTH_FLAG_INPUT_NONE;
+	snprintf(feature, sizeof(feature), "%s/%s", device, property);
+	if (hearth_drift_drifting(c->drift, feature))
+		return HEARTH_FLAG_INPUT_HOLD;
+	*value = cJSON_GetObjectItemCaseSensitive(d->state, property);
+	return *value ? HEARTH_FLAG_INPUT_OK : HEARTH_FLAG_INPUT_NONE;
+}
+
+/* Re-evaluate the flags; every change is a FLAG_CHANGED message. */
+static void
+eval_flags(hearth_context *c, const hearth_now *now, const hearth_outbox *out)
+{
+	struct hearth_flag_room rooms[HEARTH_FLAGS_ROOMS_MAX];
+	struct hearth_flag_change ch[HEARTH_FLAGS_MAX];
+	struct hearth_flag_inputs in = {.minute = now->local_minute,
+	                                .weekday = now->weekday,
+	                                .rooms = rooms,
+	                                .lookup = flag_lookup,
+	                                .ud = c};
+	int n;
+
+	for (size_t i = 0; c->rooms.slot && i <= c->rooms.mask; i++) {
+		const struct room *rm = c->rooms.slot[i];
+
+		if (!rm || in.nrooms >= HEARTH_FLAGS_ROOMS_MAX)
+			continue;
+		rooms[in.nrooms].room = rm->key;
+		rooms[in.nrooms++].occupied =
+		        hearth_context_room_occupancy(c, rm->key, now).occupied;
+	}
+	n = hearth_flags_eval(c->flags, &in, ch, HEARTH_FLAGS_MAX);
+	for (int i = 0; i < n; i++) {
+		hearth_msg m = {.type = HEARTH_MSG_FLAG_CHANGED, .flag = ch[i].value};
+
+		m.body = cJSON_CreateObject();
+		if (!m.body)
+			return;
+		cJSON_AddStringToObject(m.body, "flag", ch[i].name);
+		cJSON_AddBoolToObject(m.body, "value", ch[i].value);
+		LOG_DEBUG("context", "flag %s is %s", ch[i].name, ch[i].value ? "on" : "off");
+		hearth_post(out, &m);
+	}
+}
+
+/* Sensor readings (not actuator values) feed the drift sentinel. */
+static void
+observe_drift(hearth_context *c, const char *device, const cJSON *body, const hearth_now *now)
+{
+	const cJSON *p;
+
+	cJSON_ArrayForEach(p, body)
+	{
+		char feature[2 * HEARTH_ID_MAX + 2];
+		bool sensor = false;
+
+		if (!cJSON_IsNumber(p))
+			continue;
+		for (int i = 0; i < hearth_capability_count(); i++) {
+			const struct hearth_capability *cap = hearth_capability_at(i);
+
+			sensor = sensor || (!cap->actuator && !strcmp(cap->property, p->string));
+		}
+		if (!sensor)
+			continue;
+		snprintf(feature, sizeof(feature), "%s/%s", device, p->string);
+		hearth_drift_observe(c->drift, feature, p->valuedouble, now->wall_ms);
+	}
+}
+
+void
+hearth_context_tick(hearth_context *c, const hearth_now *now, const hearth_outbox *out)
+{
+	struct hearth_drift_event ev[16];
+	int n = hearth_drift_tick(c->drift, now->wall_ms, ev, 16);
+
+	for (int i = 0; i < n; i++) {
+		hearth_msg m = {.type = HEARTH_MSG_DRIFT,
+		                .flag = ev[i].kind == HEARTH_DRIFT_STARTED};
+
+		m.body = hearth_drift_event_json(&ev[i]);
+		if (!m.body)
+			continue;
+		LOG_WARN("context", "drift %s on %s (std(z) %.2f)",
+		         ev[i].kind == HEARTH_DRIFT_STARTED ? "started" : "cleared", ev[i].feature,
+		         ev[i].score);
+		hearth_post(out, &m);
+	}
+	eval_flags(c, now, out); /* time windows, and flags released by a cleared drift */
+}
+
+int
+hearth_context_flag(const hearth_context *c, const char *name)
+{
+	return hearth_flags_get(c->flags, name);
+}
+
+hearth_privacy *
+hearth_context_privacy(hearth_context *c)
+{
+	return c->privacy;
+}
+
+bool
+hearth_context_may_read(const hearth_context *c, enum hearth_consumer who, const char *what)
+{
+	return hearth_privacy_allowed(c->privacy, who, what);
+}
+
+cJSON *
+hearth_context_health_json(const hearth_context *c)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o)
+		return NULL;
+	cJSON_AddItemToObject(o, "flags", hearth_flags_json(c->flags));
+	cJSON_AddItemToObject(o, "privacy", hearth_privacy_health_json(c->privacy));
+	cJSON_AddItemToObject(o, "drift", hearth_drift_health_json(c->drift));
+	return o;
 }
 
 void
@@ -868,6 +1046,7 @@ on_meta(hearth_context *c, hearth_msg *msg, const hearth_now *now, const hearth_
 	d->last_seen = now->wall_ms;
 	LOG_DEBUG("context", "device %s announced (room %s)", d->id, d->room ? d->room : "-");
 	post_save(out, d->id, d);
+	eval_flags(c, now, out); /* a new room has a flag of its own */
 }
 
 /* ==== state and availability ==== */
@@ -926,6 +1105,8 @@ on_state(hearth_context *c, hearth_msg *msg, const hearth_now *now, const hearth
 	post_changed(out, d);
 	if (d->has_meta)
 		post_save(out, d->id, d); /* the last known state survives a restart */
+	observe_drift(c, d->id, d->state, now);
+	eval_flags(c, now, out);
 }
 
 static void
@@ -953,6 +1134,7 @@ on_avail(hearth_context *c, hearth_msg *msg, const hearth_now *now, const hearth
 	post_changed(out, d);
 	if (d->has_meta)
 		post_save(out, d->id, d);
+	eval_flags(c, now, out);
 }
 
 void

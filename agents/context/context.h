@@ -24,6 +24,7 @@
 #ifndef HEARTH_AGENTS_CONTEXT_H
 #define HEARTH_AGENTS_CONTEXT_H
 
+#include "agents/context/privacy.h"
 #include "agents/msg.h"
 #include "recipes/capability.h"
 
@@ -78,6 +79,27 @@ void hearth_context_handle(hearth_context *c, hearth_msg *m, const hearth_now *n
  * the device speaks. Returns 0 or a negative error.
  */
 int hearth_context_restore(hearth_context *c, const cJSON *rec);
+
+/*
+ * Derived flags (flags.h: the configuration's "flags" array, NULL for the
+ * built-ins) and the drift sentinel (drift.h: the "drift" object, NULL for
+ * defaults). source names the file in errors written to why. 0 or an error;
+ * hearth_context_new starts with the defaults.
+ */
+int hearth_context_configure(hearth_context *c, const cJSON *flags, const cJSON *drift,
+                             const char *source, char *why, size_t why_len);
+/* Once a minute: drift checks (DRIFT messages) and the flags' time windows
+ * (FLAG_CHANGED messages). Flags are also evaluated at every state change. */
+void hearth_context_tick(hearth_context *c, const hearth_now *now, const hearth_outbox *out);
+/* A flag's value: 1, 0 (also while unknown), or HEARTH_E_NOT_FOUND for no such flag. */
+int hearth_context_flag(const hearth_context *c, const char *name);
+/* The privacy guard, for the runtime to grant what consents allow. */
+hearth_privacy *hearth_context_privacy(hearth_context *c);
+/* May who read the signal named what (a capability or a property)? Counted
+ * (a denial shows in hearthctl health). */
+bool hearth_context_may_read(const hearth_context *c, enum hearth_consumer who, const char *what);
+/* {"flags", "privacy", "drift"} for hearthctl health. */
+cJSON *hearth_context_health_json(const hearth_context *c);
 
 /* ==== Queries (read-only) ==== */
 

@@ -41,6 +41,11 @@ struct fx {
 	struct sink sink;
 	hearth_outbox out;
 	hearth_now now;
+	struct {
+		char name[96];
+		bool value;
+	} flags[256]; /* FLAG_CHANGED messages, in order */
+	int nflags;
 };
 
 static int
@@ -80,6 +85,42 @@ teardown(void **state)
 	return 0;
 }
 
+/* FLAG_CHANGED messages move from the sink to f->flags (the registry tests
+ * count what else the agent says; test_flags_follow_occupancy reads these). */
+static void
+set_flags_aside(struct fx *f)
+{
+	int k = 0;
+
+	for (int i = 0; i < f->sink.n; i++) {
+		hearth_msg *m = &f->sink.msgs[i];
+
+		if (m->type != HEARTH_MSG_FLAG_CHANGED) {
+			f->sink.msgs[k++] = *m;
+			continue;
+		}
+		if (f->nflags < (int)(sizeof(f->flags) / sizeof(f->flags[0]))) {
+			const cJSON *fl = cJSON_GetObjectItemCaseSensitive(m->body, "flag");
+
+			snprintf(f->flags[f->nflags].name, sizeof(f->flags[0].name), "%s",
+			         cJSON_IsString(fl) ? fl->valuestring : "?");
+			f->flags[f->nflags++].value = m->flag;
+		}
+		hearth_msg_clear(m);
+	}
+	f->sink.n = k;
+}
+
+/* The last value a FLAG_CHANGED message gave name: 1, 0, or -1 when none did. */
+static int
+flag_said(const struct fx *f, const char *name)
+{
+	for (int i = f->nflags - 1; i >= 0; i--)
+		if (!strcmp(f->flags[i].name, name))
+			return f->flags[i].value;
+	return -1;
+}
+
 /* Hand the agent one message; json NULL means no body. */
 static void
 feed(struct fx *f, enum hearth_msg_type type, const char *id, const char *json, bool flag)
@@ -93,6 +134,7 @@ feed(struct fx *f, enum hearth_msg_type type, const char *id, const char *json, 
 	}
 	hearth_context_handle(f->ctx, &m, &f->now, &f->out);
 	hearth_msg_clear(&m);
+	set_flags_aside(f);
 }
 
 static void
@@ -1014,10 +1056,50 @@ test_other_messages_ignored(void **state)
 	assert_int_equal(hearth_context_count(f->ctx), 1);
 }
 
+/* Derived flags follow the home: motion in a room makes it occupied and
+ * someone home; time windows follow the local time the agent is handed. */
+static void
+test_flags_follow_occupancy(void **state)
+{
+	struct fx *f = *state;
+
+	f->now.local_minute = 12 * 60; /* noon */
+	meta(f, "pir",
+	     "{\"room\":\"Hall\",\"kind\":\"sensor\",\"capabilities\":[\"sensor.motion\"]}");
+	assert_int_equal(flag_said(f, "night"), 0);
+	assert_int_equal(flag_said(f, "someone_home"), 0);
+	assert_int_equal(flag_said(f, "away"), 1);
+	state_of(f, "pir", "{\"motion\":true}");
+	assert_int_equal(flag_said(f, "room.hall.occupied"), 1);
+	assert_int_equal(flag_said(f, "someone_home"), 1);
+	assert_int_equal(flag_said(f, "away"), 0);
+	assert_int_equal(hearth_context_flag(f->ctx, "someone_home"), 1);
+
+	/* an hour of quiet later, at 23:00: the hall is empty, and it is night */
+	f->now.wall_ms += 3600 * 1000;
+	f->now.mono_ms += 3600 * 1000;
+	f->now.local_minute = 23 * 60;
+	state_of(f, "pir", "{\"motion\":false}");
+	hearth_context_tick(f->ctx, &f->now, &f->out);
+	set_flags_aside(f);
+	assert_int_equal(flag_said(f, "room.hall.occupied"), 0);
+	assert_int_equal(flag_said(f, "night"), 1);
+	assert_int_equal(flag_said(f, "away"), 1);
+
+	/* health shows the flags, the privacy counters and the drift sentinel */
+	cJSON *h = hearth_context_health_json(f->ctx);
+
+	assert_non_null(cJSON_GetObjectItemCaseSensitive(h, "flags"));
+	assert_non_null(cJSON_GetObjectItemCaseSensitive(h, "privacy"));
+	assert_non_null(cJSON_GetObjectItemCaseSensitive(h, "drift"));
+	cJSON_Delete(h);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_setup_teardown(test_flags_follow_occupancy, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_meta_announces_device, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_meta_reannounce_replaces, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_meta_wrong_types_refused_whole, setup,
