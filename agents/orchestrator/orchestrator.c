@@ -343,6 +343,12 @@ bind_steps(hearth_orch *o, const struct hearth_recipe *r, struct hearth_plan *p,
 			st->timeout_ms = rs->timeout_ms;
 			st->compensate = rs->compensate;
 			st->optimistic = hearth_device_optimistic(d);
+			/* Reading the device's state to decide what already holds is a
+			 * read of its data class: the privacy guard has a say (and counts). */
+			if (!st->optimistic &&
+			    !hearth_context_may_read(o->ctx, HEARTH_CONSUMER_PLANNER,
+			                             hearth_capability_at(rs->cap)->name))
+				st->optimistic = true;
 			st->args = filter_props(rs->args, d->caps);
 			cond = filter_props(rs->holds ? rs->holds : rs->args, d->caps);
 			if (!st->args || !cond) {

@@ -692,10 +692,29 @@ test_other_messages_ignored(void **state)
 	assert_int_equal(f->sink.n, 0);
 }
 
+/* Without consent to read a device's state, the planner cannot tell that a
+ * step already holds: it plans it, and the denied read is counted. */
+static void
+test_privacy_denied_read_is_not_skipped(void **state)
+{
+	struct fx *f = *state;
+	hearth_privacy *g = hearth_context_privacy(f->ctx);
+	struct hearth_plan *p;
+
+	report(f, "lamp", "{\"on\":true,\"brightness\":20}");
+	hearth_privacy_set(g, HEARTH_CONSUMER_PLANNER, HEARTH_CLASS_DEVICE, false);
+	intent(f, "i-1", MOVIE_LIVING);
+	p = the_plan(f);
+	assert_int_equal(step_on(p, "lamp")->state, HEARTH_STEP_PENDING);
+	assert_true(hearth_privacy_denied(g, HEARTH_CONSUMER_PLANNER, HEARTH_CLASS_DEVICE) >= 1);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_setup_teardown(test_privacy_denied_read_is_not_skipped, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_movie_night_plan, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_step_already_holds_is_skipped, setup,
 	                                        teardown),
