@@ -67,6 +67,14 @@ static const struct key keys[] = {
         {"audit.keep_min", K_LONG, OFF(audit_keep_min), 0, 100000000},
         {"audit.key_file", K_STR, OFF(audit_key_file), 0, 0},
         {"constraints.file", K_STR, OFF(constraints_file), 0, 0},
+        {"coap.enabled", K_BOOL, OFF(coap_enabled), 0, 0},
+        {"coap.listen", K_STR, OFF(coap_listen), 0, 0},
+        {"devices_file", K_STR, OFF(devices_file), 0, 0},
+        {"zigbee2mqtt.enabled", K_BOOL, OFF(z2m_enabled), 0, 0},
+        {"zigbee2mqtt.base_topic", K_STR, OFF(z2m_base_topic), 0, 0},
+        {"zigbee2mqtt.max_devices_payload", K_INT, OFF(z2m_max_devices_payload), 65536, 64 << 20},
+        {"homeassistant.enabled", K_BOOL, OFF(ha_enabled), 0, 0},
+        {"homeassistant.prefix", K_STR, OFF(ha_prefix), 0, 0},
 };
 
 int
@@ -93,7 +101,15 @@ hearth_config_defaults(struct hearth_config *c)
 	c->maintenance_s = 600;
 	c->audit_keep_days = CONFIG_HEARTH_AUDIT_KEEP_DAYS;
 	c->audit_keep_min = CONFIG_HEARTH_AUDIT_KEEP_MIN;
-	if (!c->home || !c->broker_host || !c->data_dir || !c->recipes_dir) {
+	c->z2m_enabled = true;
+	c->z2m_base_topic = hearth_strdup("zigbee2mqtt");
+	c->z2m_max_devices_payload = 4 << 20;
+	c->ha_enabled = true;
+	c->ha_prefix = hearth_strdup("homeassistant");
+	c->coap_enabled = true;
+	c->coap_listen = hearth_strdup("[::]:5683");
+	if (!c->home || !c->broker_host || !c->data_dir || !c->recipes_dir || !c->z2m_base_topic ||
+	    !c->ha_prefix || !c->coap_listen) {
 		hearth_config_free(c);
 		return -ENOMEM;
 	}
@@ -113,6 +129,12 @@ hearth_config_free(struct hearth_config *c)
 	hearth_free(c->mqtt_password);
 	hearth_free(c->audit_key_file);
 	hearth_free(c->constraints_file);
+	cJSON_Delete(c->flags);
+	cJSON_Delete(c->drift);
+	hearth_free(c->devices_file);
+	hearth_free(c->z2m_base_topic);
+	hearth_free(c->ha_prefix);
+	hearth_free(c->coap_listen);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -182,6 +204,8 @@ lookup(const cJSON *root, const char *path)
 static bool
 known_key(const char *path)
 {
+	if (!strcmp(path, "flags") || !strcmp(path, "drift"))
+		return true; /* passed whole to the context agent, which checks them */
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (!strcmp(keys[i].path, path))
 			return true;
@@ -304,6 +328,25 @@ bad_str:
 	return HEARTH_E_CONFIG;
 }
 
+/* A section handed whole to the agent that checks it (flags, drift). */
+static int
+take_section(const cJSON *root, const char *key, cJSON_bool (*is)(const cJSON *const),
+             const char *what, cJSON **dst, const char *file, char *why, size_t wl)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	if (!is(v)) {
+		snprintf(why, wl, "%s: %s: expected %s, got %s", file, key, what,
+		         hearth_json_type_name(v));
+		return HEARTH_E_CONFIG;
+	}
+	cJSON_Delete(*dst);
+	*dst = cJSON_Duplicate(v, 1);
+	return *dst ? 0 : -ENOMEM;
+}
+
 static int
 read_all(const char *path, char **out, size_t *len)
 {
@@ -386,6 +429,12 @@ hearth_config_load(struct hearth_config *c, const char *path, bool must_exist,
 		if (v && !cJSON_IsNull(v))
 			rc = apply(c, &keys[i], v, path, why, wl);
 	}
+	if (!rc)
+		rc = take_section(root, "flags", cJSON_IsArray, "an array of flag definitions",
+		                  &c->flags, path, why, wl);
+	if (!rc)
+		rc = take_section(root, "drift", cJSON_IsObject, "an object of drift settings",
+		                  &c->drift, path, why, wl);
 	if (!rc && warn)
 		warn_unknown(root, "", path, warn);
 	if (!rc) {

@@ -6,6 +6,7 @@
 #ifndef HEARTH_RUNTIME_CONFIG_H
 #define HEARTH_RUNTIME_CONFIG_H
 
+#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -36,9 +37,19 @@ struct hearth_config {
 	long audit_keep_min;
 	char *audit_key_file;   /* seal key (CONFIG_HEARTH_AUDIT_SEAL), or NULL */
 	char *constraints_file; /* hard rules loaded at start, or NULL */
+	cJSON *flags;           /* the "flags" array (derived flags), or NULL for the built-ins */
+	cJSON *drift;           /* the "drift" object (drift sentinel settings), or NULL */
 	int store_map_mb;
 	int store_map_max_mb;
 	long episodes_max;
+	char *devices_file;          /* rooms of ecosystem devices, or NULL */
+	bool z2m_enabled;            /* the Zigbee2MQTT binding runs */
+	char *z2m_base_topic;        /* "zigbee2mqtt" */
+	int z2m_max_devices_payload; /* bytes of <base>/bridge/devices */
+	bool ha_enabled;             /* the Home Assistant discovery binding runs */
+	char *ha_prefix;             /* "homeassistant" */
+	bool coap_enabled;           /* the CoAP endpoint and CoAP devices run (when built in) */
+	char *coap_listen;           /* "[::]:5683": UDP address of the CoAP endpoint */
 };
 
 /* Fill defaults. Returns 0 or -ENOMEM. */

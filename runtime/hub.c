@@ -17,6 +17,7 @@
 #include "hearth_config.h"
 #include "memory/audit.h"
 #include "memory/backup.h"
+#include "memory/consents.h"
 #include "memory/constraints.h"
 #include "memory/episodic.h"
 #include "memory/journal.h"
@@ -30,6 +31,8 @@
 #include "platform/mqtt.h"
 #include "recipes/recipe.h"
 #include "runtime/bus.h"
+#include "runtime/coapd.h"
+#include "runtime/ecosystem.h"
 #include "runtime/ctl.h"
 #include "runtime/loop.h"
 
@@ -42,6 +45,7 @@
 #include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RECONNECT_MIN_MS 250
@@ -58,6 +62,8 @@ struct hearth_hub {
 	hearth_store *store;
 	hearth_mqtt *mqtt;
 	hearth_ctl *ctl;
+	hearth_coapd *coapd; /* NULL when CoAP is off */
+	hearth_eco *eco;     /* Zigbee2MQTT and Home Assistant discovery bindings */
 	hearth_recipe_book *book;
 	hearth_context *ctx;
 	hearth_orch *orch;
@@ -87,7 +93,16 @@ struct hearth_hub {
 static hearth_now
 now_of(void)
 {
-	return (hearth_now){.mono_ms = hearth_mono_ms(), .wall_ms = hearth_wall_ms()};
+	hearth_now now = {.mono_ms = hearth_mono_ms(), .wall_ms = hearth_wall_ms()};
+	time_t t = (time_t)(now.wall_ms / 1000);
+	struct tm tm;
+
+	/* Agents read no clock: they get local time for flags' time windows. */
+	if (localtime_r(&t, &tm)) {
+		now.local_minute = tm.tm_hour * 60 + tm.tm_min;
+		now.weekday = tm.tm_wday;
+	}
+	return now;
 }
 
 /* ==== Outbound ==== */
@@ -171,6 +186,79 @@ audit_plan_end(hearth_hub *h, const hearth_msg *m)
 	audit(h, kind, m->id, d);
 }
 
+/* A command for a CoAP device goes out as a CoAP PUT (coapd). */
+static bool
+send_coap_command(hearth_hub *h, const struct hearth_device *d, const hearth_msg *m)
+{
+	if (!d || strcmp(d->transport, "coap") || !h->coapd)
+		return false;
+	hearth_coapd_command(h->coapd, d, m->body);
+	h->n_commands++;
+	return true;
+}
+
+/*
+ * A command for a Zigbee2MQTT or Home Assistant device: its binding says
+ * which messages carry it (a light may need two topics); they go out at
+ * QoS 1, not retained. false when d is no binding's.
+ */
+static bool
+send_eco_command(hearth_hub *h, const struct hearth_device *d, const hearth_msg *m)
+{
+	struct hearth_pubs pubs = {0};
+	char why[256];
+	int rc;
+
+	if (!d || (strcmp(d->transport, "z2m") && strcmp(d->transport, "ha")) ||
+	    !hearth_eco_runs(h->eco, d->transport))
+		return false;
+	rc = hearth_eco_command(h->eco, d, m->body, &pubs, why, sizeof(why));
+	if (rc) {
+		hearth_post_error(&h->out, rc == -ENOMEM ? "internal" : "bad_command", NULL, why);
+		return true;
+	}
+	for (int i = 0; i < pubs.n; i++) {
+		rc = hearth_mqtt_publish(h->mqtt, pubs.p[i].topic, pubs.p[i].payload, pubs.p[i].len,
+		                         1, false, NULL, 0);
+		if (rc)
+			LOG_DEBUG("hub", "publish %s: %s", pubs.p[i].topic, hearth_strerror(rc));
+	}
+	hearth_pubs_clear(&pubs);
+	h->n_commands++;
+	return true;
+}
+
+/* The bindings learned a state topic (or the hub reconnected): subscribe. */
+static void
+eco_subscribe(void *ud, const char *pattern)
+{
+	hearth_hub *h = ud;
+	int rc;
+
+	if (!h->connected)
+		return; /* on_connect subscribes everything */
+	rc = hearth_mqtt_subscribe(h->mqtt, pattern, 1);
+	if (rc)
+		LOG_WARN("hub", "cannot subscribe %s: %s", pattern, hearth_strerror(rc));
+}
+
+/* The Zigbee2MQTT and Home Assistant bindings the configuration enables. */
+static int
+start_eco(hearth_hub *h, char *why, size_t wl)
+{
+	int rc = hearth_eco_new(h->cfg, &h->out, eco_subscribe, h, &h->eco, why, wl);
+
+	if (rc)
+		return rc;
+	if (hearth_eco_runs(h->eco, "z2m"))
+		hearth_orch_allow_transport(h->orch, "z2m");
+	if (hearth_eco_runs(h->eco, "ha"))
+		hearth_orch_allow_transport(h->orch, "ha");
+	return 0;
+}
+
+static void on_drift(hearth_hub *h, hearth_msg *m);
+
 static void
 route_out(hearth_hub *h, hearth_msg *m)
 {
@@ -181,6 +269,8 @@ route_out(hearth_hub *h, hearth_msg *m)
 	case HEARTH_MSG_DEVICE_COMMAND: {
 		const struct hearth_device *d = hearth_context_device(h->ctx, m->id);
 
+		if (send_coap_command(h, d, m) || send_eco_command(h, d, m))
+			return;
 		if (d && strcmp(d->transport, "mqtt")) {
 			char detail[160];
 
@@ -200,6 +290,8 @@ route_out(hearth_hub *h, hearth_msg *m)
 		publish_json(h, topic, m->body, false, NULL, 0);
 		return;
 	case HEARTH_MSG_INTENT_REPLY:
+		if (m->reply.topic && hearth_coapd_reply(h->coapd, m->reply.topic, m->body))
+			return;
 		if (m->reply.topic && topic_ok(m->reply.topic)) {
 			publish_json(h, m->reply.topic, m->body, false, m->reply.corr,
 			             m->reply.corr_len);
@@ -213,7 +305,8 @@ route_out(hearth_hub *h, hearth_msg *m)
 
 		h->n_errors++;
 		hearth_json_get_str(m->body, "topic", &t);
-		if (t && strncmp(t, h->prefix, h->prefix_len)) {
+		if (t && strncmp(t, h->prefix, h->prefix_len) &&
+		    !hearth_eco_owns_topic(h->eco, t)) { /* ecosystem topics stay absolute */
 			/* Agents name topics relative to the prefix. */
 			snprintf(topic, sizeof(topic), "%s/%s", h->prefix, t);
 			cJSON_ReplaceItemInObjectCaseSensitive(m->body, "topic",
@@ -257,6 +350,11 @@ route_out(hearth_hub *h, hearth_msg *m)
 		hearth_free(text);
 		return;
 	}
+	case HEARTH_MSG_FLAG_CHANGED:
+		return; /* for the agents; nothing to put on the wire yet */
+	case HEARTH_MSG_DRIFT:
+		on_drift(h, m);
+		return;
 	case HEARTH_MSG_DEVICE_SAVE: {
 		char *text = m->body ? hearth_json_print(m->body) : NULL;
 		int rc = hearth_store_device_put(h->store, m->id, text, text ? strlen(text) : 0);
@@ -282,6 +380,8 @@ route(void *ud, hearth_msg *m)
 	case HEARTH_MSG_DEVICE_STATE:
 	case HEARTH_MSG_DEVICE_AVAIL:
 		hearth_context_handle(h->ctx, m, &now, &h->out);
+		if (m->type == HEARTH_MSG_DEVICE_META)
+			hearth_coapd_device(h->coapd, hearth_context_device(h->ctx, m->id));
 		break;
 	case HEARTH_MSG_INTENT:
 		hearth_orch_handle(h->orch, m, &now, &h->out);
@@ -319,49 +419,66 @@ post_in_error(hearth_hub *h, const char *code, const char *topic, const char *de
 	hearth_post_error(&h->out, code, topic, detail);
 }
 
-static void
-on_intent_msg(hearth_hub *h, const struct hearth_mqtt_msg *mm, cJSON *body)
+/*
+ * An intent from any transport (MQTT, CoAP): check it, give it an id, post
+ * it. body and reply are taken. Returns 0, or an error with the reason in
+ * why, also reported on <p>/error (with topic, when there is one).
+ */
+static int
+intent_in(hearth_hub *h, const char *topic, cJSON *body, hearth_reply_to *reply, char *why,
+          size_t wl)
 {
-	hearth_msg m = {.type = HEARTH_MSG_INTENT};
+	hearth_msg m = {.type = HEARTH_MSG_INTENT, .body = body, .reply = *reply};
 	const cJSON *id;
 
+	memset(reply, 0, sizeof(*reply));
 	if (!cJSON_IsObject(body)) {
-		post_in_error(h, "bad_request", mm->topic, "an intent is a JSON object");
-		cJSON_Delete(body);
-		return;
+		snprintf(why, wl, "an intent is a JSON object");
+		goto bad;
 	}
 	id = cJSON_GetObjectItemCaseSensitive(body, "id");
 	if (id && !cJSON_IsNull(id)) {
 		if (!cJSON_IsString(id) || !hearth_id_valid_str(id->valuestring)) {
-			post_in_error(h, "bad_request", mm->topic,
-			              "id must be 1-64 characters of A-Z a-z 0-9 _ . -");
-			cJSON_Delete(body);
-			return;
+			snprintf(why, wl, "id must be 1-64 characters of A-Z a-z 0-9 _ . -");
+			goto bad;
 		}
 		snprintf(m.id, sizeof(m.id), "%s", id->valuestring);
 	} else {
 		snprintf(m.id, sizeof(m.id), "i-%llx-%lu", (unsigned long long)hearth_wall_ms(),
 		         ++h->intent_seq);
 	}
-	if (mm->response_topic && !(m.reply.topic = hearth_strdup(mm->response_topic)))
+	h->n_intents++;
+	hearth_post(&h->out, &m);
+	return 0;
+bad:
+	post_in_error(h, "bad_request", topic, why);
+	hearth_msg_clear(&m);
+	return HEARTH_E_INVALID;
+}
+
+static void
+on_intent_msg(hearth_hub *h, const struct hearth_mqtt_msg *mm, cJSON *body)
+{
+	hearth_reply_to reply = {0};
+	char why[128];
+
+	if (mm->response_topic && !(reply.topic = hearth_strdup(mm->response_topic)))
 		goto oom;
 	if (mm->corr && mm->corr_len > 0) {
-		m.reply.corr = hearth_memdup(mm->corr, (size_t)mm->corr_len);
-		if (!m.reply.corr)
+		reply.corr = hearth_memdup(mm->corr, (size_t)mm->corr_len);
+		if (!reply.corr)
 			goto oom;
-		m.reply.corr_len = mm->corr_len;
+		reply.corr_len = mm->corr_len;
 	}
-	if (mm->response_topic && !topic_ok(mm->response_topic))
+	if (mm->response_topic && !topic_ok(mm->response_topic) && cJSON_IsObject(body))
 		post_in_error(h, "bad_request", mm->topic,
 		              "response topic must be a plain topic (no + or #); replying on the "
 		              "result topic");
-	m.body = body;
-	h->n_intents++;
-	hearth_post(&h->out, &m);
+	intent_in(h, mm->topic, body, &reply, why, sizeof(why));
 	return;
 oom:
-	m.body = body;
-	hearth_msg_clear(&m);
+	hearth_reply_clear(&reply);
+	cJSON_Delete(body);
 	post_in_error(h, "internal", mm->topic, "out of memory");
 }
 
@@ -449,6 +566,8 @@ on_message(void *ud, const struct hearth_mqtt_msg *mm)
 	const char *rest;
 	char why[128];
 
+	if (hearth_eco_on_message(h->eco, mm->topic, mm->payload, mm->len, hearth_wall_ms()))
+		return;
 	if (strncmp(mm->topic, h->prefix, h->prefix_len) || mm->topic[h->prefix_len] != '/')
 		return;
 	rest = mm->topic + h->prefix_len + 1;
@@ -566,6 +685,7 @@ on_connect(void *ud, int rc, bool session_present)
 		snprintf(topic, sizeof(topic), "%s/%s", h->prefix, subs[i]);
 		hearth_mqtt_subscribe(h->mqtt, topic, 1);
 	}
+	hearth_eco_subscribe_all(h->eco);
 	publish_status(h, "online");
 }
 
@@ -697,6 +817,55 @@ on_signal(void *ud, int fd, uint32_t events)
 	h->stopping = true;
 }
 
+/* ==== Context: flags, drift, privacy ==== */
+
+/* Once a minute: drift checks and the flags' time windows. */
+static void
+on_minute(void *ud)
+{
+	hearth_hub *h = ud;
+	hearth_now now = now_of();
+
+	hearth_context_tick(h->ctx, &now, &h->out);
+	hearth_loop_timer(h->loop, hearth_mono_ms() + 60000, on_minute, h);
+}
+
+/* A drift started or cleared: into the audit chain and onto <p>/drift. */
+static void
+on_drift(hearth_hub *h, hearth_msg *m)
+{
+	const char *feature = "?";
+	char topic[TOPIC_MAX];
+
+	hearth_json_get_str(m->body, "feature", &feature);
+	audit(h, m->flag ? "drift.started" : "drift.cleared", feature, cJSON_Duplicate(m->body, 1));
+	snprintf(topic, sizeof(topic), "%s/drift", h->prefix);
+	publish_json(h, topic, m->body, false, NULL, 0);
+}
+
+static int
+grant_consent(void *ud, const char *scope, const char *json, size_t len)
+{
+	hearth_hub *h = ud;
+
+	if (hearth_consent_allowed(h->store, scope, NULL, hearth_wall_ms()) == 1)
+		hearth_privacy_grant_scope(hearth_context_privacy(h->ctx), scope);
+	return 0;
+}
+
+/* The configuration's flags and drift settings; consents into the guard. */
+static int
+setup_context(hearth_hub *h, char *why, size_t wl)
+{
+	int rc = hearth_context_configure(h->ctx, h->cfg->flags, h->cfg->drift,
+	                                  h->cfg->file ? h->cfg->file : "configuration", why, wl);
+
+	if (rc)
+		return rc;
+	hearth_privacy_reset(hearth_context_privacy(h->ctx));
+	return hearth_consents_each(h->store, "class:", grant_consent, h);
+}
+
 /* ==== Control socket ==== */
 
 static cJSON *
@@ -750,6 +919,7 @@ ctl_health(hearth_hub *h, char *err, size_t err_len)
 	                        (double)((hearth_mono_ms() - h->started_mono) / 1000));
 	cJSON_AddNumberToObject(o, "plans_active", hearth_resource_active(h->res));
 	cJSON_AddNumberToObject(o, "bus_dropped", (double)hearth_bus_dropped(h->bus));
+	cJSON_AddItemToObject(o, "context", hearth_context_health_json(h->ctx));
 	cJSON_AddStringToObject(o, "policy_hash", h->policy_hash);
 	st = cJSON_AddObjectToObject(o, "store");
 	if (st) {
@@ -899,6 +1069,55 @@ ctl_handle(void *ud, const char *cmd, const cJSON *req, char *err, size_t err_le
 	         "unknown command \"%.40s\" (try: status, devices, episodes, health, constraints)",
 	         cmd);
 	return NULL;
+}
+
+/* ==== CoAP (coapd's hooks) ==== */
+
+static int
+coap_intent(void *ud, cJSON *body, const char *reply_topic, char *why, size_t wl)
+{
+	hearth_reply_to reply = {0};
+
+	if (!(reply.topic = hearth_strdup(reply_topic))) {
+		cJSON_Delete(body);
+		snprintf(why, wl, "out of memory");
+		return -ENOMEM;
+	}
+	return intent_in(ud, NULL, body, &reply, why, wl);
+}
+
+static cJSON *
+coap_status(void *ud)
+{
+	return ctl_status(ud);
+}
+
+static cJSON *
+coap_health(void *ud, char *err, size_t err_len)
+{
+	return ctl_health(ud, err, err_len);
+}
+
+/* The CoAP endpoint and CoAP devices, when built in and enabled. */
+static int
+start_coap(hearth_hub *h, char *why, size_t wl)
+{
+	struct hearth_coapd_hooks hooks = {coap_intent, coap_status, coap_health, h};
+	int rc;
+
+	if (!h->cfg->coap_enabled)
+		return 0;
+	rc = hearth_coapd_new(h->cfg, h->loop, &h->out, &hooks, &h->coapd, why, wl);
+	if (rc == -ENOTSUP) {
+		LOG_INFO("hub", "CoAP is not built in (CONFIG_HEARTH_COAP): no CoAP endpoint");
+		return 0;
+	}
+	if (rc)
+		return rc;
+	hearth_orch_allow_transport(h->orch, "coap");
+	for (int i = 0; i < hearth_context_count(h->ctx); i++)
+		hearth_coapd_device(h->coapd, hearth_context_at(h->ctx, i));
+	return 0;
 }
 
 /* ==== Life cycle ==== */
@@ -1078,6 +1297,8 @@ hearth_hub_new(const struct hearth_config *cfg, hearth_hub **out, char *why, siz
 	    (hearth_orch_set_policy_hash(h->orch, h->policy_hash), 0) ||
 	    (rc = hearth_resource_new(&ro, h->ctx, &h->res)))
 		goto fail_msg;
+	if ((rc = setup_context(h, why, wl)))
+		goto fail;
 	if ((rc = hearth_store_devices_each(h->store, restore_device, h)))
 		goto fail_msg;
 	LOG_INFO("hub", "%d devices restored from the store", hearth_context_count(h->ctx));
@@ -1115,6 +1336,10 @@ hearth_hub_new(const struct hearth_config *cfg, hearth_hub **out, char *why, siz
 
 	snprintf(path, sizeof(path), "%s/hearthd.sock", cfg->data_dir);
 	if ((rc = hearth_ctl_open(h->loop, path, ctl_handle, h, &h->ctl, why, wl)))
+		goto fail;
+	if ((rc = start_coap(h, why, wl)))
+		goto fail;
+	if ((rc = start_eco(h, why, wl)))
 		goto fail;
 	hearth_loop_on_turn(h->loop, on_turn, h);
 	*out = h;
@@ -1157,6 +1382,7 @@ hearth_hub_run(hearth_hub *h)
 	try_connect(h);
 	h->misc_timer = hearth_loop_timer(h->loop, hearth_mono_ms() + 1000, on_misc, h);
 	h->maint_timer = hearth_loop_timer(h->loop, hearth_mono_ms(), on_maintenance, h);
+	hearth_loop_timer(h->loop, hearth_mono_ms() + 60000, on_minute, h);
 	while (!h->stopping) {
 		rc = hearth_loop_run_once(h->loop, -1);
 		if (rc) {
@@ -1182,6 +1408,8 @@ hearth_hub_free(hearth_hub *h)
 	if (!h)
 		return;
 	hearth_ctl_close(h->ctl);
+	hearth_coapd_free(h->coapd);
+	hearth_eco_free(h->eco);
 	hearth_mqtt_free(h->mqtt);
 	hearth_resource_free(h->res);
 	hearth_orch_free(h->orch);
