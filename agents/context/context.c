@@ -64,6 +64,7 @@ struct room {
 	struct devlist all;
 	struct devlist bycap[NCAPBITS];
 	int64_t last_event; /* wall ms of its latest positive occupancy event, 0: none */
+	bool occupied;      /* as the flags last saw it (recomputed on its reports and each tick) */
 };
 
 /* An open-addressing hash table (linear probing) of pointers to records
@@ -441,7 +442,8 @@ flag_lookup(void *ud, const char *device, const char *property, const cJSON **va
 
 /* Re-evaluate the flags; every change is a FLAG_CHANGED message. */
 static void
-eval_flags(hearth_context *c, const hearth_now *now, const hearth_outbox *out)
+eval_flags(hearth_context *c, const hearth_now *now, const struct room *changed,
+           const hearth_outbox *out)
 {
 	struct hearth_flag_room rooms[HEARTH_FLAGS_ROOMS_MAX];
 	struct hearth_flag_change ch[HEARTH_FLAGS_MAX];
@@ -453,13 +455,16 @@ eval_flags(hearth_context *c, const hearth_now *now, const hearth_outbox *out)
 	int n;
 
 	for (size_t i = 0; c->rooms.slot && i <= c->rooms.mask; i++) {
-		const struct room *rm = c->rooms.slot[i];
+		struct room *rm = c->rooms.slot[i];
 
 		if (!rm || in.nrooms >= HEARTH_FLAGS_ROOMS_MAX)
 			continue;
+		/* Occupancy decays with time: every room on a tick (changed NULL),
+		 * only the reporting device's room on a report. */
+		if (!changed || rm == changed)
+			rm->occupied = hearth_context_room_occupancy(c, rm->key, now).occupied;
 		rooms[in.nrooms].room = rm->key;
-		rooms[in.nrooms++].occupied =
-		        hearth_context_room_occupancy(c, rm->key, now).occupied;
+		rooms[in.nrooms++].occupied = rm->occupied;
 	}
 	n = hearth_flags_eval(c->flags, &in, ch, HEARTH_FLAGS_MAX);
 	for (int i = 0; i < n; i++) {
@@ -518,7 +523,7 @@ hearth_context_tick(hearth_context *c, const hearth_now *now, const hearth_outbo
 		         ev[i].score);
 		hearth_post(out, &m);
 	}
-	eval_flags(c, now, out); /* time windows, and flags released by a cleared drift */
+	eval_flags(c, now, NULL, out); /* time windows, decay, flags a cleared drift released */
 }
 
 int
@@ -1046,7 +1051,7 @@ on_meta(hearth_context *c, hearth_msg *msg, const hearth_now *now, const hearth_
 	d->last_seen = now->wall_ms;
 	LOG_DEBUG("context", "device %s announced (room %s)", d->id, d->room ? d->room : "-");
 	post_save(out, d->id, d);
-	eval_flags(c, now, out); /* a new room has a flag of its own */
+	eval_flags(c, now, rec_of(d)->room, out); /* a new room has a flag of its own */
 }
 
 /* ==== state and availability ==== */
@@ -1106,7 +1111,12 @@ on_state(hearth_context *c, hearth_msg *msg, const hearth_now *now, const hearth
 	if (d->has_meta)
 		post_save(out, d->id, d); /* the last known state survives a restart */
 	observe_drift(c, d->id, d->state, now);
-	eval_flags(c, now, out);
+	/* Flags see room occupancy (motion, occupancy, contact, media) and the
+	 * devices their conditions name: other reports cannot change them. */
+	if (d->caps & ((1u << c->cap_motion) | (1u << c->cap_occupancy) | (1u << c->cap_contact) |
+	               (1u << c->cap_media)) ||
+	    hearth_flags_uses_device(c->flags, d->id))
+		eval_flags(c, now, rec_of(d)->room, out);
 }
 
 static void
@@ -1134,7 +1144,7 @@ on_avail(hearth_context *c, hearth_msg *msg, const hearth_now *now, const hearth
 	post_changed(out, d);
 	if (d->has_meta)
 		post_save(out, d->id, d);
-	eval_flags(c, now, out);
+	eval_flags(c, now, rec_of(d)->room, out);
 }
 
 void

@@ -788,6 +788,15 @@ hearth_flags_eval(hearth_flags *f, const struct hearth_flag_inputs *in,
 
 /* ==== Queries ==== */
 
+bool
+hearth_flags_uses_device(const hearth_flags *f, const char *device)
+{
+	for (int i = 0; i < f->nnodes; i++)
+		if (f->nodes[i].kind == N_DEVICE && !strcmp(f->nodes[i].device, device))
+			return true;
+	return false;
+}
+
 int
 hearth_flags_get(const hearth_flags *f, const char *name)
 {

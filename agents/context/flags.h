@@ -141,6 +141,9 @@ int hearth_flags_eval(hearth_flags *f, const struct hearth_flag_inputs *in,
  * a room never reported), HEARTH_E_NOT_FOUND for a name that is no flag.
  */
 int hearth_flags_get(const hearth_flags *f, const char *name);
+/* Does some flag's condition read a property of device? (The agent skips
+ * re-evaluating the flags for reports no flag can see.) */
+bool hearth_flags_uses_device(const hearth_flags *f, const char *device);
 /* Flags in evaluation order: 0..count-1, then 0 from hearth_flags_at or HEARTH_E_NOT_FOUND. */
 int hearth_flags_count(const hearth_flags *f);
 int hearth_flags_at(const hearth_flags *f, int i, struct hearth_flag_info *out);
