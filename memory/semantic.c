@@ -361,6 +361,8 @@ queue_update(hearth_store *st, struct sem_hdr *h, const char *key, size_t klen, 
 
 	if (store__read_only(st))
 		return -EROFS;
+	if (klen > KEY_MAX) /* make_key never gives more; said for the optimizer too */
+		return HEARTH_E_INVALID;
 	if (len > sizeof(small)) {
 		buf = hearth_malloc(len);
 		if (!buf)
