@@ -1123,6 +1123,20 @@ start_coap(hearth_hub *h, char *why, size_t wl)
 /* ==== Life cycle ==== */
 
 /* The audit seal key, the hard rules of the configuration, the policy hash. */
+/* Recorded once start-up went through, so every start has its stop. */
+static void
+audit_started(hearth_hub *h)
+{
+	cJSON *d = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(d, "version", HEARTH_VERSION);
+	cJSON_AddStringToObject(d, "home", h->cfg->home);
+	cJSON_AddStringToObject(d, "policy_hash", h->policy_hash);
+	if (h->cfg->constraints_file)
+		cJSON_AddStringToObject(d, "constraints_file", h->cfg->constraints_file);
+	audit(h, "hub.started", h->cfg->home, d);
+}
+
 static int
 setup_memory(hearth_hub *h, char *why, size_t wl)
 {
@@ -1162,13 +1176,7 @@ setup_memory(hearth_hub *h, char *why, size_t wl)
 		snprintf(why, wl, "cannot read the hard rules: %s", hearth_strerror(rc));
 		return rc;
 	}
-	d = cJSON_CreateObject();
-	cJSON_AddStringToObject(d, "version", HEARTH_VERSION);
-	cJSON_AddStringToObject(d, "home", h->cfg->home);
-	cJSON_AddStringToObject(d, "policy_hash", h->policy_hash);
-	if (h->cfg->constraints_file)
-		cJSON_AddStringToObject(d, "constraints_file", h->cfg->constraints_file);
-	audit(h, "hub.started", h->cfg->home, d);
+
 	return 0;
 }
 
@@ -1342,6 +1350,7 @@ hearth_hub_new(const struct hearth_config *cfg, hearth_hub **out, char *why, siz
 	if ((rc = start_eco(h, why, wl)))
 		goto fail;
 	hearth_loop_on_turn(h->loop, on_turn, h);
+	audit_started(h);
 	*out = h;
 	return 0;
 fail_msg:

@@ -501,7 +501,7 @@ observe_drift(hearth_context *c, const char *device, const cJSON *body, const he
 		if (!sensor)
 			continue;
 		snprintf(feature, sizeof(feature), "%s/%s", device, p->string);
-		hearth_drift_observe(c->drift, feature, p->valuedouble, now->wall_ms);
+		hearth_drift_observe(c->drift, feature, p->valuedouble, now->mono_ms);
 	}
 }
 
@@ -509,7 +509,7 @@ void
 hearth_context_tick(hearth_context *c, const hearth_now *now, const hearth_outbox *out)
 {
 	struct hearth_drift_event ev[16];
-	int n = hearth_drift_tick(c->drift, now->wall_ms, ev, 16);
+	int n = hearth_drift_tick(c->drift, now->mono_ms, ev, 16);
 
 	for (int i = 0; i < n; i++) {
 		hearth_msg m = {.type = HEARTH_MSG_DRIFT,
