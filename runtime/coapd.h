@@ -5,8 +5,8 @@
  * in the hub's loop on platform/coap.h; the hub gives it hooks for what only
  * the hub can do (take an intent, say its status and health).
  *
- * Without CONFIG_HEARTH_COAP the functions below are stubs: hearth_coapd_new
- * says CoAP is not built in, the others do nothing.
+ * Without CONFIG_HEARTH_COAP, hearth_coapd_new says CoAP is not built in and
+ * the other functions below do nothing.
  */
 #ifndef HEARTH_RUNTIME_COAPD_H
 #define HEARTH_RUNTIME_COAPD_H

@@ -27,6 +27,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "memory/audit.h"
@@ -536,6 +537,32 @@ test_backup_of_tampered_store_fails(void **state)
 }
 
 /* A writer in another process (hearthd's place) while backups are taken. */
+/* Until the live store holds more episodes than `than` (the writer made
+ * progress since the last backup); fails the test after 5 s. */
+static void
+wait_for_writer(const char *dir, long than)
+{
+	const struct timespec tick = {.tv_nsec = 5 * 1000 * 1000};
+
+	for (int tries = 0; tries < 1000; tries++) {
+		struct hearth_store_opts o = {.dir = dir, .read_only = true};
+		struct hearth_store_info info;
+		hearth_store *st;
+		char why[160];
+		long n = -1;
+
+		if (!hearth_store_open(&o, &st, why, sizeof(why))) {
+			if (!hearth_store_info(st, &info))
+				n = info.episodes;
+			hearth_store_close(st);
+		}
+		if (n > than)
+			return;
+		nanosleep(&tick, NULL);
+	}
+	fail_msg("the writer made no progress past %ld episodes in 5 s", than);
+}
+
 static void
 test_backup_beside_writer(void **state)
 {
@@ -566,7 +593,7 @@ test_backup_beside_writer(void **state)
 		}
 	}
 	for (int i = 0; i < 5; i++) {
-		usleep(50000);
+		wait_for_writer(t->data, last);
 		snprintf(dest, sizeof(dest), "%s/hot-%d", t->root, i);
 		if (hearth_backup_make(t->data, dest, NULL, &r, why, sizeof(why))) {
 			kill(pid, SIGKILL);
