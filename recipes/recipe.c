@@ -88,11 +88,41 @@ slot_ref(const char *s, char *buf, size_t len)
 	return buf;
 }
 
+/* An args / holds value "{slot}": the slot must exist and fit the property. */
 static int
-check_args(struct pctx *p, const cJSON *args, const char *path, bool holds)
+check_slot_value(struct pctx *p, const struct hearth_recipe *r, const cJSON *a, const char *path,
+                 const char *ref)
+{
+	const struct hearth_recipe_slot *sl = hearth_recipe_slot(r, ref);
+	char why[128];
+
+	if (!sl)
+		return problem(p, "%s.%s: refers to slot \"%s\", which slots does not declare",
+		               path, a->string, ref);
+	for (int i = 0; i < hearth_capability_count(); i++) {
+		const struct hearth_capability *c = hearth_capability_at(i);
+
+		if (strcmp(c->property, a->string))
+			continue;
+		if (c->kind == HEARTH_VALUE_BOOL || !strcmp(sl->type, "room") ||
+		    !strcmp(sl->type, "string"))
+			return problem(p, "%s.%s: slot \"%s\" is a %s, which cannot give a %s",
+			               path, a->string, ref, sl->type,
+			               c->kind == HEARTH_VALUE_BOOL ? "true or false" : "number");
+		break;
+	}
+	if (sl->def && hearth_capability_check_value(a->string, sl->def, why, sizeof(why)))
+		return problem(p, "%s.%s: the default of slot \"%s\" does not fit: %s", path,
+		               a->string, ref, why);
+	return 0;
+}
+
+static int
+check_args(struct pctx *p, const struct hearth_recipe *r, const cJSON *args, const char *path,
+           bool holds)
 {
 	const cJSON *a;
-	char why[128];
+	char why[128], ref[HEARTH_SLOT_NAME_MAX + 1];
 
 	if (!cJSON_IsObject(args) || !args->child)
 		return problem(p, "%s: must be a non-empty object of properties", path);
@@ -106,6 +136,13 @@ check_args(struct pctx *p, const cJSON *args, const char *path, bool holds)
 		if (!known)
 			return problem(p, "%s.%s: no capability has this property", path,
 			               a->string);
+		if (cJSON_IsString(a) && slot_ref(a->valuestring, ref, sizeof(ref))) {
+			int rc = check_slot_value(p, r, a, path, ref);
+
+			if (rc)
+				return rc;
+			continue;
+		}
 		if (holds && cJSON_IsObject(a)) {
 			const cJSON *b;
 
@@ -121,6 +158,47 @@ check_args(struct pctx *p, const cJSON *args, const char *path, bool holds)
 		}
 		if (hearth_capability_check_value(a->string, a, why, sizeof(why)))
 			return problem(p, "%s.%s: %s", path, a->string, why);
+	}
+	return 0;
+}
+
+/* after: ids of earlier steps (each once). */
+static int
+parse_after(struct pctx *p, struct hearth_recipe *r, const cJSON *after, int i)
+{
+	struct hearth_recipe_step *st = &r->steps[i];
+	const cJSON *a;
+	int k = 0;
+
+	if (!after)
+		return 0;
+	if (!cJSON_IsArray(after))
+		return problem(p, "steps[%d].after: must be an array of earlier step ids", i);
+	st->nafter = cJSON_GetArraySize(after);
+	st->after = hearth_calloc((size_t)(st->nafter ? st->nafter : 1), sizeof(int));
+	if (!st->after)
+		return -ENOMEM;
+	cJSON_ArrayForEach(a, after)
+	{
+		int found = -1;
+
+		if (!cJSON_IsString(a))
+			return problem(p, "steps[%d].after[%d]: must be a step id (a string)", i,
+			               k);
+		if (!strcmp(a->valuestring, st->id))
+			return problem(p, "steps[%d].after[%d]: a step cannot wait for itself", i,
+			               k);
+		for (int j = 0; j < r->nsteps && found < 0; j++)
+			if (r->steps[j].id && j != i && !strcmp(r->steps[j].id, a->valuestring))
+				found = j;
+		if (found < 0) /* later steps are not parsed yet, so found < i */
+			return problem(p, "steps[%d].after[%d]: \"%.64s\" is not an earlier step",
+			               i, k, a->valuestring);
+		for (int j = 0; j < k; j++)
+			if (st->after[j] == found)
+				return problem(p, "steps[%d].after[%d]: \"%s\" is listed twice", i,
+				               k, a->valuestring);
+		st->after[k++] = found;
 	}
 	return 0;
 }
@@ -172,12 +250,12 @@ parse_step(struct pctx *p, struct hearth_recipe *r, const cJSON *js, int i)
 	}
 	st->args = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(js, "args"), 1);
 	snprintf(path, sizeof(path), "steps[%d].args", i);
-	if ((rc = check_args(p, st->args, path, false)))
+	if ((rc = check_args(p, r, st->args, path, false)))
 		return rc;
 	if (cJSON_GetObjectItemCaseSensitive(js, "holds")) {
 		st->holds = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(js, "holds"), 1);
 		snprintf(path, sizeof(path), "steps[%d].holds", i);
-		if ((rc = check_args(p, st->holds, path, true)))
+		if ((rc = check_args(p, r, st->holds, path, true)))
 			return rc;
 	}
 	snprintf(path, sizeof(path), "steps[%d].", i);
@@ -191,7 +269,7 @@ parse_step(struct pctx *p, struct hearth_recipe *r, const cJSON *js, int i)
 	rc = hearth_json_get_bool(js, "compensate", &st->compensate);
 	if (rc && rc != -ENOENT)
 		return problem(p, "%scompensate: must be true or false", path);
-	return 0;
+	return parse_after(p, r, cJSON_GetObjectItemCaseSensitive(js, "after"), i);
 }
 
 bool
@@ -266,7 +344,7 @@ parse_strings(struct pctx *p, const cJSON *arr, const char *key, char ***out, in
 	if (!cJSON_IsArray(arr))
 		return problem(p, "%s: must be an array of strings", key);
 	*n = cJSON_GetArraySize(arr);
-	*out = hearth_calloc((size_t)*n, sizeof(char *));
+	*out = hearth_calloc((size_t)(*n ? *n : 1), sizeof(char *));
 	if (!*out)
 		return -ENOMEM;
 	cJSON_ArrayForEach(s, arr)
@@ -276,6 +354,209 @@ parse_strings(struct pctx *p, const cJSON *arr, const char *key, char ***out, in
 		if (!((*out)[i++] = hearth_strdup(s->valuestring)))
 			return -ENOMEM;
 	}
+	return 0;
+}
+
+const char *const hearth_recipe_consent_names[] = {
+        "presence", "media",  "audio",  "environment", "energy",
+        "location", "camera", "device", "other",       NULL,
+};
+
+static const char *const mode_names[] = {"single", "restart", "queued", "parallel"};
+
+const char *
+hearth_recipe_mode_name(enum hearth_recipe_mode m)
+{
+	return (unsigned)m < sizeof(mode_names) / sizeof(mode_names[0]) ? mode_names[m] : "?";
+}
+
+const char *
+hearth_recipe_approval_name(enum hearth_approval a)
+{
+	return a == HEARTH_APPROVAL_ALWAYS  ? "always"
+	       : a == HEARTH_APPROVAL_NEVER ? "never"
+	                                    : "auto";
+}
+
+static int sentence_problem(char *why, size_t why_len, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+static int
+sentence_problem(char *why, size_t why_len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, why_len, fmt, ap);
+	va_end(ap);
+	return HEARTH_E_INVALID;
+}
+
+int
+hearth_recipe_check_sentence(const struct hearth_recipe *r, const char *tpl, char *why,
+                             size_t why_len)
+{
+	char stack[32], name[HEARTH_SLOT_NAME_MAX + 1];
+	int depth = 0;
+	bool blank = true;
+
+	for (const char *c = tpl; *c; c++) {
+		if (*c != ' ' && *c != '\t')
+			blank = false;
+		if (*c == '(' || *c == '[') {
+			if (depth == (int)sizeof(stack))
+				return sentence_problem(why, why_len, "groups nest too deep");
+			if (c[1] == (*c == '(' ? ')' : ']'))
+				return sentence_problem(why, why_len, "empty group \"%c%c\"", c[0],
+				                        c[1]);
+			stack[depth++] = *c;
+		} else if (*c == ')' || *c == ']') {
+			char open = *c == ')' ? '(' : '[';
+
+			if (!depth)
+				return sentence_problem(why, why_len,
+				                        "\"%c\" has no \"%c\" before it", *c, open);
+			if (stack[depth - 1] != open)
+				return sentence_problem(why, why_len, "\"%c\" closes \"%c\"", *c,
+				                        stack[depth - 1]);
+			depth--;
+		} else if (*c == '{') {
+			const char *end = strchr(c + 1, '}');
+			size_t n;
+
+			if (!end)
+				return sentence_problem(why, why_len, "\"{\" is not closed");
+			n = (size_t)(end - c - 1);
+			if (n == 0 || n > HEARTH_SLOT_NAME_MAX)
+				return sentence_problem(why, why_len,
+				                        "a slot is {name}, 1-64 characters");
+			memcpy(name, c + 1, n);
+			name[n] = '\0';
+			if (!hearth_id_valid_str(name))
+				return sentence_problem(why, why_len, "\"{%s}\" is not a slot name",
+				                        name);
+			if (!hearth_recipe_slot(r, name))
+				return sentence_problem(
+				        why, why_len,
+				        "refers to slot \"%s\", which slots does not declare",
+				        name);
+			c = end;
+		} else if (*c == '}') {
+			return sentence_problem(why, why_len, "\"}\" has no \"{\" before it");
+		}
+	}
+	if (blank)
+		return sentence_problem(why, why_len, "must not be empty");
+	if (depth)
+		return sentence_problem(why, why_len, "\"%c\" is not closed", stack[depth - 1]);
+	return 0;
+}
+
+static int
+parse_sentences(struct pctx *p, struct hearth_recipe *r, const cJSON *arr)
+{
+	char why[160];
+	int rc;
+
+	if (!arr)
+		return 0;
+	if ((rc = parse_strings(p, arr, "sentences", &r->sentences, &r->nsentences)))
+		return rc;
+	for (int i = 0; i < r->nsentences; i++)
+		if (hearth_recipe_check_sentence(r, r->sentences[i], why, sizeof(why)))
+			return problem(p, "sentences[%d]: %s", i, why);
+	return 0;
+}
+
+static int
+parse_run_mode(struct pctx *p, struct hearth_recipe *r, const cJSON *doc)
+{
+	const char *mode;
+	long long max;
+	int rc = hearth_json_get_str(doc, "mode", &mode);
+
+	r->mode = HEARTH_MODE_SINGLE;
+	r->max = 1;
+	if (rc == 0) {
+		bool ok = false;
+
+		for (size_t i = 0; i < sizeof(mode_names) / sizeof(mode_names[0]); i++)
+			if (!strcmp(mode, mode_names[i])) {
+				r->mode = (enum hearth_recipe_mode)i;
+				ok = true;
+			}
+		if (!ok)
+			return problem(p, "mode: must be \"single\", \"restart\", \"queued\" or "
+			                  "\"parallel\"");
+	} else if (rc != -ENOENT) {
+		return problem(p, "mode: must be a string");
+	}
+	rc = hearth_json_get_int(doc, "max", &max);
+	if (rc == 0 && (max < 1 || max > HEARTH_RECIPE_MAX_RUNS))
+		return problem(p, "max: must be from 1 to %d", HEARTH_RECIPE_MAX_RUNS);
+	if (rc == 0)
+		r->max = (int)max;
+	else if (rc != -ENOENT)
+		return problem(p, "max: must be a whole number from 1 to %d",
+		               HEARTH_RECIPE_MAX_RUNS);
+	return 0;
+}
+
+static int
+parse_consents(struct pctx *p, struct hearth_recipe *r, const cJSON *arr)
+{
+	int rc;
+
+	if (!arr)
+		return 0;
+	if ((rc = parse_strings(p, arr, "consents", &r->consents, &r->nconsents)))
+		return rc;
+	for (int i = 0; i < r->nconsents; i++) {
+		bool ok = false;
+
+		for (int k = 0; hearth_recipe_consent_names[k]; k++)
+			ok = ok || !strcmp(r->consents[i], hearth_recipe_consent_names[k]);
+		if (!ok)
+			return problem(
+			        p,
+			        "consents[%d]: \"%.64s\" is not a data class (presence, media, "
+			        "audio, environment, energy, location, camera, device, other)",
+			        i, r->consents[i]);
+		for (int k = 0; k < i; k++)
+			if (!strcmp(r->consents[k], r->consents[i]))
+				return problem(p, "consents[%d]: \"%s\" is listed twice", i,
+				               r->consents[i]);
+	}
+	return 0;
+}
+
+static int
+parse_targets(struct pctx *p, struct hearth_recipe *r, const cJSON *t)
+{
+	long long v;
+	int rc;
+
+	r->target_latency_ms = 0;
+	r->target_max_approvals = -1;
+	if (!t)
+		return 0;
+	if (!cJSON_IsObject(t))
+		return problem(p, "targets: must be an object {\"latency_ms\": N, "
+		                  "\"max_approvals\": N}");
+	rc = hearth_json_get_int(t, "latency_ms", &v);
+	if (rc == 0 && (v < 1 || v > 3600000))
+		return problem(p, "targets.latency_ms: must be from 1 to 3600000");
+	if (rc == 0)
+		r->target_latency_ms = (int)v;
+	else if (rc != -ENOENT)
+		return problem(p, "targets.latency_ms: must be a whole number of milliseconds");
+	rc = hearth_json_get_int(t, "max_approvals", &v);
+	if (rc == 0 && (v < 0 || v > 16))
+		return problem(p, "targets.max_approvals: must be from 0 to 16");
+	if (rc == 0)
+		r->target_max_approvals = (int)v;
+	else if (rc != -ENOENT)
+		return problem(p, "targets.max_approvals: must be a whole number");
 	return 0;
 }
 
@@ -302,7 +583,11 @@ parse_doc(struct pctx *p, struct hearth_recipe *r, const cJSON *doc)
 		return rc;
 	if (r->nintents == 0)
 		return problem(p, "intents: must name at least one intent");
-	if ((rc = parse_slots(p, r, cJSON_GetObjectItemCaseSensitive(doc, "slots"))))
+	if ((rc = parse_slots(p, r, cJSON_GetObjectItemCaseSensitive(doc, "slots"))) ||
+	    (rc = parse_sentences(p, r, cJSON_GetObjectItemCaseSensitive(doc, "sentences"))) ||
+	    (rc = parse_run_mode(p, r, doc)) ||
+	    (rc = parse_consents(p, r, cJSON_GetObjectItemCaseSensitive(doc, "consents"))) ||
+	    (rc = parse_targets(p, r, cJSON_GetObjectItemCaseSensitive(doc, "targets"))))
 		return rc;
 	rc = hearth_json_get_str(doc, "approval", &approval);
 	if (rc == 0) {
@@ -379,6 +664,12 @@ hearth_recipe_free(struct hearth_recipe *r)
 		return;
 	for (int i = 0; r->intents && i < r->nintents; i++)
 		hearth_free(r->intents[i]);
+	for (int i = 0; r->sentences && i < r->nsentences; i++)
+		hearth_free(r->sentences[i]);
+	for (int i = 0; r->consents && i < r->nconsents; i++)
+		hearth_free(r->consents[i]);
+	hearth_free(r->sentences);
+	hearth_free(r->consents);
 	for (int i = 0; r->slots && i < r->nslots; i++) {
 		hearth_free(r->slots[i].name);
 		hearth_free(r->slots[i].type);
@@ -392,6 +683,7 @@ hearth_recipe_free(struct hearth_recipe *r)
 		hearth_free(st->kind);
 		cJSON_Delete(st->args);
 		cJSON_Delete(st->holds);
+		hearth_free(st->after);
 	}
 	hearth_free(r->intents);
 	hearth_free(r->slots);

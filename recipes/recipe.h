@@ -6,6 +6,27 @@
  * selects devices by capability (and room, kind), says what to set (args),
  * and when the effect already holds (holds; default: the args themselves).
  * The orchestrator expands steps into a plan; the recipe never names devices.
+ *
+ * Document fields (unknown fields are ignored):
+ *   id, version, title        strings (id and version required)
+ *   intents                   array of intent names (at least one)
+ *   sentences                 array of sentence templates for the text matcher:
+ *                             "(a|b)" alternatives, "[..]" optional parts, "{slot}"
+ *                             a declared slot; () and [] must balance
+ *   slots                     {name: {type, required, default}}
+ *   approval                  "auto" (default), "always" or "never"
+ *   mode, max                 run mode when the recipe is already running:
+ *                             "single" (default), "restart", "queued" or
+ *                             "parallel"; max 1..64 concurrent/queued runs (1)
+ *   consents                  data classes the recipe needs consent for (see
+ *                             hearth_recipe_consent_names)
+ *   targets                   {"latency_ms": N, "max_approvals": N}; 0: none given
+ *   steps[]                   {id, capability, target {room, kind}, args, holds,
+ *                             after [earlier step ids], timeout_ms, compensate}
+ *
+ * An args value may be the string "{slot}" (a declared slot): the orchestrator
+ * puts the slot's resolved value in its place at plan time. Such a value is
+ * checked against the property's range only through the slot's default.
  */
 #ifndef HEARTH_RECIPES_RECIPE_H
 #define HEARTH_RECIPES_RECIPE_H
@@ -23,6 +44,15 @@ enum hearth_approval {
 	HEARTH_APPROVAL_NEVER,  /* never asks (refused instead if policy requires) */
 };
 
+enum hearth_recipe_mode {
+	HEARTH_MODE_SINGLE,   /* a second run is refused while one runs */
+	HEARTH_MODE_RESTART,  /* a second run replaces the running one */
+	HEARTH_MODE_QUEUED,   /* runs wait for each other, up to max */
+	HEARTH_MODE_PARALLEL, /* runs go side by side, up to max */
+};
+
+#define HEARTH_RECIPE_MAX_RUNS 64
+
 struct hearth_recipe_slot {
 	char *name;
 	char *type; /* room, string, number, percent, temperature */
@@ -39,6 +69,8 @@ struct hearth_recipe_step {
 	cJSON *holds; /* when the effect already holds; NULL: equal to args */
 	int timeout_ms;
 	bool compensate; /* undo this step when the plan cannot finish */
+	int *after;      /* indexes of earlier steps this one waits for */
+	int nafter;
 };
 
 struct hearth_recipe {
@@ -53,6 +85,14 @@ struct hearth_recipe {
 	struct hearth_recipe_step *steps;
 	int nsteps;
 	enum hearth_approval approval;
+	char **sentences; /* sentence templates (see above) */
+	int nsentences;
+	enum hearth_recipe_mode mode;
+	int max;         /* 1..HEARTH_RECIPE_MAX_RUNS */
+	char **consents; /* data-class names */
+	int nconsents;
+	int target_latency_ms;    /* 0: none given */
+	int target_max_approvals; /* -1: none given */
 };
 
 /*
@@ -64,6 +104,22 @@ struct hearth_recipe {
 int hearth_recipe_parse(const char *text, size_t len, const char *file, struct hearth_recipe **out,
                         char *why, size_t why_len);
 void hearth_recipe_free(struct hearth_recipe *r);
+
+/* "single", "restart", "queued" or "parallel". */
+const char *hearth_recipe_mode_name(enum hearth_recipe_mode m);
+/* "auto", "always" or "never". */
+const char *hearth_recipe_approval_name(enum hearth_approval a);
+
+/* The data classes a recipe may list in consents, NULL-terminated. */
+extern const char *const hearth_recipe_consent_names[];
+
+/*
+ * Check one sentence template: not blank, () and [] balanced and not crossed,
+ * no empty group, every {slot} closed, named like a slot and declared in r. Returns 0, or
+ * HEARTH_E_INVALID with what is wrong in why (no file or path).
+ */
+int hearth_recipe_check_sentence(const struct hearth_recipe *r, const char *tpl, char *why,
+                                 size_t why_len);
 
 /* Does v fit a slot of type (room and string: 1-64 characters; others: a number)? */
 bool hearth_recipe_slot_value_ok(const char *type, const cJSON *v);

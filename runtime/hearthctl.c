@@ -37,6 +37,7 @@
 #include "platform/err.h"
 #include "platform/json.h"
 #include "platform/log.h"
+#include "recipes/recipe.h"
 
 #ifndef HEARTH_VERSION
 #define HEARTH_VERSION "unknown"
@@ -46,6 +47,10 @@
 #define REPLY_TIMEOUT_S 5
 #define REPLY_MAX       (16u << 20)
 #define LIMIT_DEFAULT   20
+
+#ifndef HEARTH_RECIPES_DIR
+#define HEARTH_RECIPES_DIR "recipes/library"
+#endif
 
 enum cmd {
 	CMD_NONE,
@@ -57,6 +62,8 @@ enum cmd {
 	CMD_RESTORE,
 	CMD_AUDIT,
 	CMD_CONSTRAINTS,
+	CMD_RECIPES,
+	CMD_PLAN,
 	CMD_HELP,
 	CMD_VERSION,
 };
@@ -74,8 +81,13 @@ struct ctl {
 	const char *audit_file;
 	const char *audit_key;
 	/* constraints: "list", "load", "add" or "remove", and its argument */
+	char plan_text[512]; /* plan: the words given, joined */
 	const char *cons_sub;
 	const char *cons_arg;
+	/* recipes: "validate" and its FILE; --recipes DIR */
+	const char *recipes_sub;
+	const char *recipes_arg;
+	const char *recipes_dir;
 };
 
 /* What came of asking the daemon. */
@@ -90,9 +102,10 @@ static const struct {
 	const char *name;
 	enum cmd cmd;
 } commands[] = {
-        {"status", CMD_STATUS}, {"devices", CMD_DEVICES}, {"episodes", CMD_EPISODES},
-        {"health", CMD_HEALTH}, {"backup", CMD_BACKUP},   {"restore", CMD_RESTORE},
-        {"help", CMD_HELP},     {"audit", CMD_AUDIT},     {"constraints", CMD_CONSTRAINTS},
+        {"status", CMD_STATUS},   {"devices", CMD_DEVICES}, {"episodes", CMD_EPISODES},
+        {"health", CMD_HEALTH},   {"backup", CMD_BACKUP},   {"restore", CMD_RESTORE},
+        {"help", CMD_HELP},       {"audit", CMD_AUDIT},     {"constraints", CMD_CONSTRAINTS},
+        {"recipes", CMD_RECIPES}, {"plan", CMD_PLAN},
 };
 
 static void
@@ -120,12 +133,18 @@ usage(FILE *f)
 	        "  constraints load FILE replace the rules with FILE's (a JSON array of rules)\n"
 	        "  constraints add FILE  add or replace the rule in FILE (a JSON object)\n"
 	        "  constraints remove ID remove rule ID\n"
+	        "  recipes               the loaded recipes (the daemon's, else those in the\n"
+	        "                        recipe folder)\n"
+	        "  recipes validate FILE check a recipe file; every problem as FILE: path: what\n"
+	        "  plan TEXT             preview what hearthd would do for TEXT (nothing is sent)\n"
 	        "  help                  this text\n"
 	        "\n"
 	        "options:\n"
 	        "  --data DIR  hearthd's data dir (default /var/lib/hearth for root,\n"
 	        "              ./hearth-data for others)\n"
 	        "  --json      print the result as one line of JSON\n"
+	        "  --recipes DIR  the recipe folder for recipes without a daemon (default\n"
+	        "              " HEARTH_RECIPES_DIR ")\n"
 	        "  --audit-key FILE  the audit seal key (64 hex digits or 32 bytes), to\n"
 	        "                    verify or export a sealed audit chain (also for\n"
 	        "                    backup and restore)\n"
@@ -226,6 +245,11 @@ parse_args(int argc, char **argv, struct ctl *c)
 			if (!val || !*val)
 				return usage_error("%s needs a key file", "--audit-key");
 			c->audit_key = val;
+		} else if (!strcmp(a, "--recipes") || !strncmp(a, "--recipes=", 10)) {
+			val = a[9] == '=' ? a + 10 : (i + 1 < argc ? argv[++i] : NULL);
+			if (!val || !*val)
+				return usage_error("%s needs a directory", "--recipes");
+			c->recipes_dir = val;
 		} else if (a[0] == '-' && a[1]) {
 			return usage_error("unknown option %s", a);
 		} else if (c->cmd == CMD_NONE) {
@@ -245,6 +269,15 @@ parse_args(int argc, char **argv, struct ctl *c)
 		} else if (c->cmd == CMD_CONSTRAINTS && c->cons_sub &&
 		           strcmp(c->cons_sub, "list") && !c->cons_arg) {
 			c->cons_arg = a;
+		} else if (c->cmd == CMD_PLAN) {
+			size_t n = strlen(c->plan_text);
+
+			snprintf(c->plan_text + n, sizeof(c->plan_text) - n, "%s%s", n ? " " : "",
+			         a);
+		} else if (c->cmd == CMD_RECIPES && !c->recipes_sub && !strcmp(a, "validate")) {
+			c->recipes_sub = a;
+		} else if (c->cmd == CMD_RECIPES && c->recipes_sub && !c->recipes_arg) {
+			c->recipes_arg = a;
 		} else {
 			return usage_error("unexpected argument \"%s\"", a);
 		}
@@ -261,6 +294,13 @@ parse_args(int argc, char **argv, struct ctl *c)
 	if (c->cmd == CMD_CONSTRAINTS && c->cons_sub && strcmp(c->cons_sub, "list") && !c->cons_arg)
 		return usage_error("constraints %s needs %s", c->cons_sub,
 		                   strcmp(c->cons_sub, "remove") ? "a FILE" : "a rule ID");
+	if (c->cmd == CMD_PLAN && !c->plan_text[0])
+		return usage_error("%s", "plan needs the words of an intent, e.g. plan \"movie "
+		                         "night in the bedroom\"");
+	if (c->cmd == CMD_RECIPES && c->recipes_sub && !c->recipes_arg)
+		return usage_error("%s", "recipes validate needs a FILE");
+	if (c->recipes_dir && c->cmd != CMD_RECIPES)
+		return usage_error("%s only goes with recipes", "--recipes");
 	if (c->audit_key && c->cmd != CMD_AUDIT && c->cmd != CMD_BACKUP && c->cmd != CMD_RESTORE)
 		return usage_error("%s only goes with audit, backup and restore", "--audit-key");
 	return -1;
@@ -1704,6 +1744,107 @@ cmd_audit(const struct ctl *c)
 
 /* ==== Main ==== */
 
+/* ==== Plan preview ==== */
+
+/* args as a person reads them: "on, brightness 30". */
+static void
+sb_args(struct sbuf *b, const cJSON *args)
+{
+	const cJSON *a;
+	bool first = true;
+
+	cJSON_ArrayForEach(a, args)
+	{
+		sb_add(b, "%s", first ? "" : ", ");
+		first = false;
+		if (cJSON_IsBool(a))
+			sb_add(b, "%s%s", cJSON_IsTrue(a) ? "" : "not ", a->string);
+		else if (cJSON_IsNumber(a))
+			sb_add(b, "%s %g", a->string, a->valuedouble);
+		else
+			sb_add(b, "%s", a->string);
+	}
+}
+
+static int
+print_plan(const struct ctl *c, const cJSON *r)
+{
+	const cJSON *steps = cJSON_GetObjectItemCaseSensitive(r, "steps"), *st;
+	struct table t = {
+	        .ncols = 5,
+	        .head = {"STEP", "DEVICE", "CAPABILITY", "SET", "STATE"},
+	        .max = {24, 32, 24, 40, 0},
+	};
+	struct sbuf slots = {0};
+	char *text;
+	int err = 0;
+
+	if (c->json)
+		return print_json(r);
+	if (cJSON_GetObjectItemCaseSensitive(r, "error")) {
+		fail("%s: %s", str_or(r, "error", "?"), str_or(r, "detail", ""));
+		return 1;
+	}
+	sb_pairs(&slots, hearth_json_obj(r, "slots"), " ");
+	text = sb_take(&slots);
+	printf("%s (recipe %s)%s%s: plan %s, %s, nothing sent\n", str_or(r, "intent", "?"),
+	       str_or(r, "recipe", "?"), text && text[0] ? ", " : "", text ? text : "",
+	       str_or(r, "plan_id", "?"), str_or(r, "state", "?"));
+	hearth_free(text);
+	cJSON_ArrayForEach(st, steps)
+	{
+		struct sbuf b[5] = {{0}};
+
+		sb_add(&b[0], "%s", str_or(st, "id", "?"));
+		sb_add(&b[1], "%s", str_or(st, "device", "?"));
+		sb_add(&b[2], "%s", str_or(st, "capability", "?"));
+		sb_args(&b[3], hearth_json_obj(st, "args"));
+		sb_add(&b[4], "%s", str_or(st, "state", "?"));
+		if ((err = table_add(&t, b)))
+			break;
+	}
+	if (!err)
+		table_print(&t);
+	table_free(&t);
+	if (err) {
+		fail("out of memory");
+		return 1;
+	}
+	printf("\nwhy: %s\n", str_or(r, "rationale", ""));
+	if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(r, "policy_hash")))
+		printf("policy: %.12s\n", str_or(r, "policy_hash", ""));
+	return 0;
+}
+
+/* plan TEXT: the daemon plans against the live home and sends nothing. */
+static int
+cmd_plan(const struct ctl *c)
+{
+	cJSON *req = cJSON_CreateObject(), *result = NULL;
+	int rc = 1;
+
+	if (!req)
+		return 1;
+	cJSON_AddStringToObject(req, "cmd", "plan");
+	cJSON_AddStringToObject(req, "text", c->plan_text);
+	switch (daemon_call(c->dir, req, &result)) {
+	case CALL_OK:
+		rc = print_plan(c, result);
+		break;
+	case CALL_NO_DAEMON:
+		fail("hearthd is not running (no socket at %s/" SOCK_NAME
+		     "): a plan is made against "
+		     "the live home; start hearthd first",
+		     c->dir);
+		break;
+	default:
+		break;
+	}
+	cJSON_Delete(result);
+	cJSON_Delete(req);
+	return rc;
+}
+
 /* ==== Constraints ==== */
 
 /* The rules and their hash, for a person: one line per rule. */
@@ -1894,6 +2035,172 @@ out:
 	return rc;
 }
 
+/* ==== Recipes ==== */
+
+/* recipes validate FILE: "FILE: ok (id VERSION, N steps)", else the problem on stderr. */
+static int
+recipes_validate(const char *file)
+{
+	struct hearth_recipe *r = NULL;
+	char why[1024];
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	FILE *f = fopen(file, "r");
+	int rc;
+
+	if (!f) {
+		fprintf(stderr, "%s: cannot read: %s\n", file, strerror(errno));
+		return 1;
+	}
+	for (;;) {
+		size_t n;
+
+		if (len == cap) {
+			char *nb;
+
+			cap = cap ? cap * 2 : 4096;
+			if (cap > (1u << 21) || !(nb = hearth_realloc(buf, cap))) {
+				fprintf(stderr, "%s: too large\n", file);
+				hearth_free(buf);
+				fclose(f);
+				return 1;
+			}
+			buf = nb;
+		}
+		n = fread(buf + len, 1, cap - len, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	fclose(f);
+	rc = hearth_recipe_parse(buf, len, file, &r, why, sizeof(why));
+	hearth_free(buf);
+	if (rc) {
+		fprintf(stderr, "%s\n", why[0] ? why : hearth_strerror(rc));
+		return 1;
+	}
+	printf("%s: ok (%s %s, %d step%s)\n", file, r->id, r->version, r->nsteps,
+	       r->nsteps == 1 ? "" : "s");
+	hearth_recipe_free(r);
+	return 0;
+}
+
+static void
+recipe_problem(void *ud, const char *line)
+{
+	(void)ud;
+	fprintf(stderr, "hearthctl: %s (not loaded)\n", line);
+}
+
+/* The recipes of a folder as the daemon lists them. */
+static cJSON *
+recipes_from_dir(const char *dir)
+{
+	hearth_recipe_book *b = NULL;
+	cJSON *arr;
+	char why[512];
+
+	if (hearth_recipe_book_load(dir, &b, recipe_problem, NULL, why, sizeof(why))) {
+		fail("%s", why);
+		return NULL;
+	}
+	arr = cJSON_CreateArray();
+	for (int i = 0; arr && i < hearth_recipe_book_count(b); i++) {
+		const struct hearth_recipe *r = hearth_recipe_book_at(b, i);
+		cJSON *o = cJSON_CreateObject(), *in = cJSON_CreateArray(),
+		      *se = cJSON_CreateArray();
+
+		for (int k = 0; in && k < r->nintents; k++)
+			cJSON_AddItemToArray(in, cJSON_CreateString(r->intents[k]));
+		for (int k = 0; se && k < r->nsentences; k++)
+			cJSON_AddItemToArray(se, cJSON_CreateString(r->sentences[k]));
+		cJSON_AddStringToObject(o, "id", r->id);
+		cJSON_AddStringToObject(o, "version", r->version);
+		cJSON_AddStringToObject(o, "title", r->title ? r->title : "");
+		cJSON_AddItemToObject(o, "intents", in);
+		cJSON_AddItemToObject(o, "sentences", se);
+		cJSON_AddStringToObject(o, "approval", hearth_recipe_approval_name(r->approval));
+		cJSON_AddStringToObject(o, "mode", hearth_recipe_mode_name(r->mode));
+		cJSON_AddNumberToObject(o, "steps", r->nsteps);
+		cJSON_AddStringToObject(o, "file", r->file);
+		cJSON_AddItemToArray(arr, o);
+	}
+	hearth_recipe_book_free(b);
+	return arr;
+}
+
+static int
+print_recipes(const struct ctl *c, const cJSON *arr)
+{
+	const cJSON *r;
+
+	if (c->json)
+		return print_json(arr);
+	if (!cJSON_GetArraySize(arr)) {
+		printf("no recipes\n");
+		return 0;
+	}
+	printf("%-22s %-8s %-22s %5s  %-8s %s\n", "ID", "VERSION", "INTENTS", "STEPS", "APPROVAL",
+	       "TITLE");
+	cJSON_ArrayForEach(r, arr)
+	{
+		const cJSON *in = cJSON_GetObjectItemCaseSensitive(r, "intents"), *i;
+		const cJSON *steps = cJSON_GetObjectItemCaseSensitive(r, "steps");
+		char intents[256] = "";
+		size_t n = 0;
+
+		cJSON_ArrayForEach(i, in)
+		{
+			if (cJSON_IsString(i) && n < sizeof(intents))
+				n += (size_t)snprintf(intents + n, sizeof(intents) - n, "%s%s",
+				                      n ? "," : "", i->valuestring);
+		}
+		printf("%-22s %-8s %-22s %5d  %-8s %s\n", str_or(r, "id", "?"),
+		       str_or(r, "version", "?"), intents[0] ? intents : "-",
+		       cJSON_IsNumber(steps) ? steps->valueint : 0, str_or(r, "approval", "?"),
+		       str_or(r, "title", ""));
+	}
+	return 0;
+}
+
+/*
+ * recipes: the daemon's loaded book when it runs (unless --recipes names a
+ * folder), else the recipe folder; recipes validate FILE needs no daemon.
+ */
+static int
+cmd_recipes(const struct ctl *c)
+{
+	cJSON *req, *result = NULL;
+	int rc = 1;
+
+	if (c->recipes_sub)
+		return recipes_validate(c->recipes_arg);
+	if (c->recipes_dir) {
+		result = recipes_from_dir(c->recipes_dir);
+	} else {
+		req = cJSON_CreateObject();
+		if (!req || !cJSON_AddStringToObject(req, "cmd", "recipes")) {
+			cJSON_Delete(req);
+			fail("out of memory");
+			return 1;
+		}
+		switch (daemon_call(c->dir, req, &result)) {
+		case CALL_OK:
+			break;
+		case CALL_NO_DAEMON:
+			result = recipes_from_dir(HEARTH_RECIPES_DIR);
+			break;
+		default:
+			break;
+		}
+		cJSON_Delete(req);
+	}
+	if (result)
+		rc = print_recipes(c, result);
+	cJSON_Delete(result);
+	return rc;
+}
+
 static cJSON *
 make_request(const struct ctl *c)
 {
@@ -1937,8 +2244,12 @@ main(int argc, char **argv)
 		return rc;
 	if (c.cmd == CMD_AUDIT)
 		return cmd_audit(&c);
+	if (c.cmd == CMD_PLAN)
+		return cmd_plan(&c);
 	if (c.cmd == CMD_CONSTRAINTS)
 		return cmd_constraints(&c);
+	if (c.cmd == CMD_RECIPES)
+		return cmd_recipes(&c);
 
 	req = make_request(&c);
 	if (!req) {

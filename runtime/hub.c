@@ -868,6 +868,61 @@ setup_context(hearth_hub *h, char *why, size_t wl)
 
 /* ==== Control socket ==== */
 
+/* A preview has no side effects: the orchestrator answers into a private
+ * outbox, and the reply is the answer (nothing reaches the bus). */
+struct preview {
+	cJSON *reply;
+};
+
+static void
+preview_post(void *ud, hearth_msg *m)
+{
+	struct preview *pv = ud;
+
+	if (m->type == HEARTH_MSG_INTENT_REPLY && !pv->reply) {
+		pv->reply = m->body;
+		m->body = NULL;
+	}
+	hearth_msg_clear(m);
+}
+
+/* plan {"text": "..."} or {"intent": ..., "slots": ...}: the preview reply. */
+static cJSON *
+ctl_plan(hearth_hub *h, const cJSON *req, char *err, size_t err_len)
+{
+	struct preview pv = {0};
+	hearth_outbox out = {.post = preview_post, .ud = &pv};
+	hearth_msg m = {.type = HEARTH_MSG_INTENT};
+	hearth_now now = now_of();
+	const char *text = NULL, *intent = NULL;
+
+	hearth_json_get_str(req, "text", &text);
+	hearth_json_get_str(req, "intent", &intent);
+	if (!text && !intent) {
+		snprintf(err, err_len, "plan needs \"text\" (or \"intent\")");
+		return NULL;
+	}
+	snprintf(m.id, sizeof(m.id), "ctl-%llx-%lu", (unsigned long long)now.wall_ms,
+	         ++h->intent_seq);
+	m.body = cJSON_CreateObject();
+	if (!m.body)
+		return NULL;
+	if (text)
+		cJSON_AddStringToObject(m.body, "text", text);
+	if (intent)
+		cJSON_AddStringToObject(m.body, "intent", intent);
+	if (cJSON_GetObjectItemCaseSensitive(req, "slots"))
+		cJSON_AddItemToObject(
+		        m.body, "slots",
+		        cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(req, "slots"), 1));
+	cJSON_AddBoolToObject(m.body, "preview", true);
+	hearth_orch_handle(h->orch, &m, &now, &out);
+	hearth_msg_clear(&m);
+	if (!pv.reply)
+		snprintf(err, err_len, "no answer from the planner");
+	return pv.reply;
+}
+
 static cJSON *
 ctl_status(hearth_hub *h)
 {
@@ -994,6 +1049,13 @@ ctl_constraints(hearth_hub *h, const char *cmd, const cJSON *req, char *err, siz
 		return NULL;
 	}
 	if (strcmp(before, after)) {
+		/* The planner checks plans against the rules themselves (policy.h). */
+		if (hearth_orch_set_rules(h->orch, rules)) {
+			snprintf(err, err_len,
+			         "out of memory handing the new rules to the planner");
+			cJSON_Delete(rules);
+			return NULL;
+		}
 		memcpy(h->policy_hash, after, sizeof(after));
 		hearth_orch_set_policy_hash(h->orch, h->policy_hash);
 		d = cJSON_CreateObject();
@@ -1027,6 +1089,42 @@ add_episode(void *ud, const char *key, const char *json, size_t len)
 }
 
 static cJSON *
+string_array(char *const *v, int n)
+{
+	cJSON *arr = cJSON_CreateArray();
+
+	for (int i = 0; arr && i < n; i++)
+		cJSON_AddItemToArray(arr, cJSON_CreateString(v[i]));
+	return arr;
+}
+
+/* recipes: the loaded book, one object per recipe. */
+static cJSON *
+ctl_recipes(hearth_hub *h)
+{
+	cJSON *arr = cJSON_CreateArray();
+
+	for (int i = 0; arr && i < hearth_recipe_book_count(h->book); i++) {
+		const struct hearth_recipe *r = hearth_recipe_book_at(h->book, i);
+		cJSON *o = cJSON_CreateObject();
+
+		if (!o)
+			break;
+		cJSON_AddStringToObject(o, "id", r->id);
+		cJSON_AddStringToObject(o, "version", r->version);
+		cJSON_AddStringToObject(o, "title", r->title ? r->title : "");
+		cJSON_AddItemToObject(o, "intents", string_array(r->intents, r->nintents));
+		cJSON_AddItemToObject(o, "sentences", string_array(r->sentences, r->nsentences));
+		cJSON_AddStringToObject(o, "approval", hearth_recipe_approval_name(r->approval));
+		cJSON_AddStringToObject(o, "mode", hearth_recipe_mode_name(r->mode));
+		cJSON_AddNumberToObject(o, "steps", r->nsteps);
+		cJSON_AddStringToObject(o, "file", r->file);
+		cJSON_AddItemToArray(arr, o);
+	}
+	return arr;
+}
+
+static cJSON *
 ctl_handle(void *ud, const char *cmd, const cJSON *req, char *err, size_t err_len)
 {
 	hearth_hub *h = ud;
@@ -1035,8 +1133,12 @@ ctl_handle(void *ud, const char *cmd, const cJSON *req, char *err, size_t err_le
 		return ctl_status(h);
 	if (!strcmp(cmd, "health"))
 		return ctl_health(h, err, err_len);
+	if (!strcmp(cmd, "plan"))
+		return ctl_plan(h, req, err, err_len);
 	if (!strncmp(cmd, "constraints", 11))
 		return ctl_constraints(h, cmd, req, err, err_len);
+	if (!strcmp(cmd, "recipes"))
+		return ctl_recipes(h);
 	if (!strcmp(cmd, "devices")) {
 		cJSON *arr = cJSON_CreateArray();
 
@@ -1066,7 +1168,8 @@ ctl_handle(void *ud, const char *cmd, const cJSON *req, char *err, size_t err_le
 		return arr;
 	}
 	snprintf(err, err_len,
-	         "unknown command \"%.40s\" (try: status, devices, episodes, health, constraints)",
+	         "unknown command \"%.40s\" (try: status, devices, episodes, health, constraints, "
+	         "recipes)",
 	         cmd);
 	return NULL;
 }
@@ -1178,6 +1281,21 @@ setup_memory(hearth_hub *h, char *why, size_t wl)
 	}
 
 	return 0;
+}
+
+/* The committed hard rules, for the planner to check plans against, with their hash. */
+static int
+give_rules(hearth_hub *h)
+{
+	cJSON *rules = NULL;
+	int rc = hearth_constraints_get(h->store, &rules, h->policy_hash);
+
+	if (!rc) {
+		hearth_orch_set_policy_hash(h->orch, h->policy_hash);
+		rc = hearth_orch_set_rules(h->orch, rules);
+	}
+	cJSON_Delete(rules);
+	return rc;
 }
 
 /* A plan left in the journal was in flight when hearthd stopped. */
@@ -1302,7 +1420,7 @@ hearth_hub_new(const struct hearth_config *cfg, hearth_hub **out, char *why, siz
 	ro.max_plans = cfg->max_plans;
 	if ((rc = hearth_context_new(CONFIG_HEARTH_MAX_DEVICES, &h->ctx)) ||
 	    (rc = hearth_orch_new(h->book, h->ctx, &h->orch)) ||
-	    (hearth_orch_set_policy_hash(h->orch, h->policy_hash), 0) ||
+	    (hearth_orch_set_policy_hash(h->orch, h->policy_hash), 0) || (rc = give_rules(h)) ||
 	    (rc = hearth_resource_new(&ro, h->ctx, &h->res)))
 		goto fail_msg;
 	if ((rc = setup_context(h, why, wl)))

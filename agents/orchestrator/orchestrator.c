@@ -11,6 +11,7 @@
  */
 #include "agents/orchestrator/orchestrator.h"
 
+#include "agents/orchestrator/policy.h"
 #include "agents/plan.h"
 #include "hearth_config.h"
 #include "platform/alloc.h"
@@ -19,6 +20,7 @@
 #include "platform/json.h"
 #include "platform/log.h"
 #include "recipes/capability.h"
+#include "recipes/matcher.h"
 
 #include <errno.h>
 #include <math.h>
@@ -31,9 +33,17 @@ struct hearth_orch {
 	const hearth_context *ctx;
 	unsigned long seq;
 	char policy_hash[65];
+	cJSON *rules;          /* the hard rules in force (owned), or NULL */
 	char transports[8][8]; /* what the runtime can drive */
 	int ntransports;
+	hearth_matcher *matcher; /* text intents: the book's sentences */
 };
+
+static bool
+orch_room_known(void *ud, const char *room_key)
+{
+	return hearth_context_room_known(ud, room_key);
+}
 
 int
 hearth_orch_new(const hearth_recipe_book *book, const hearth_context *ctx, hearth_orch **out)
@@ -45,6 +55,13 @@ hearth_orch_new(const hearth_recipe_book *book, const hearth_context *ctx, heart
 		return -ENOMEM;
 	o->book = book;
 	o->ctx = ctx;
+	if (hearth_matcher_new(&o->matcher) ||
+	    (book && hearth_matcher_add_book(o->matcher, book, NULL, NULL))) {
+		hearth_orch_free(o);
+		return -ENOMEM;
+	}
+	if (ctx)
+		hearth_matcher_set_room_fn(o->matcher, orch_room_known, (void *)ctx);
 	hearth_orch_allow_transport(o, "mqtt");
 	*out = o;
 	return 0;
@@ -53,7 +70,23 @@ hearth_orch_new(const hearth_recipe_book *book, const hearth_context *ctx, heart
 void
 hearth_orch_free(hearth_orch *o)
 {
+	if (!o)
+		return;
+	cJSON_Delete(o->rules);
+	hearth_matcher_free(o->matcher);
 	hearth_free(o);
+}
+
+int
+hearth_orch_set_rules(hearth_orch *o, const cJSON *rules)
+{
+	cJSON *copy = NULL;
+
+	if (rules && !(copy = cJSON_Duplicate(rules, 1)))
+		return -ENOMEM;
+	cJSON_Delete(o->rules);
+	o->rules = copy;
+	return 0;
 }
 
 void
@@ -222,6 +255,40 @@ filter_props(const cJSON *obj, hearth_capset caps)
 	return o;
 }
 
+/*
+ * Replace every "{slot}" string value in obj (args or holds, also inside a
+ * {"max": ...} bound) by the slot's value. The recipe validator checked that
+ * such slots exist and are numbers; -1 when the intent left one unresolved.
+ */
+static int
+fill_slots(cJSON *obj, const cJSON *slots)
+{
+	cJSON *v;
+
+	cJSON_ArrayForEach(v, obj)
+	{
+		size_t n;
+
+		if (cJSON_IsObject(v) && fill_slots(v, slots))
+			return -1;
+		if (!cJSON_IsString(v) || (n = strlen(v->valuestring)) < 3 ||
+		    v->valuestring[0] != '{' || v->valuestring[n - 1] != '}')
+			continue;
+		char name[HEARTH_ID_MAX + 1];
+		const cJSON *val;
+
+		snprintf(name, sizeof(name), "%.*s", (int)(n - 2), v->valuestring + 1);
+		val = cJSON_GetObjectItemCaseSensitive(slots, name);
+		if (!cJSON_IsNumber(val))
+			return -1;
+		cJSON_SetNumberValue(v, val->valuedouble);
+		v->type = cJSON_Number;
+		cJSON_free(v->valuestring);
+		v->valuestring = NULL;
+	}
+	return 0;
+}
+
 /* The device's current values of cond's properties. */
 static cJSON *
 values_of(const cJSON *cond, const cJSON *state)
@@ -351,6 +418,14 @@ bind_steps(hearth_orch *o, const struct hearth_recipe *r, struct hearth_plan *p,
 				st->optimistic = true;
 			st->args = filter_props(rs->args, d->caps);
 			cond = filter_props(rs->holds ? rs->holds : rs->args, d->caps);
+			if (st->args && cond &&
+			    (fill_slots(st->args, p->slots) || fill_slots(cond, p->slots))) {
+				cJSON_Delete(cond);
+				snprintf(why, wl,
+				         "%s: step %s needs a slot the intent did not give", r->id,
+				         rs->id);
+				return HEARTH_E_INVALID;
+			}
 			if (!st->args || !cond) {
 				cJSON_Delete(cond);
 				return -ENOMEM;
@@ -419,6 +494,44 @@ write_rationale(hearth_orch *o, const struct hearth_recipe *r, struct hearth_pla
 		t->buf[--t->len] = '\0';
 }
 
+/* ==== Hard constraints (policy.h) ==== */
+
+/*
+ * Apply the hard rules to the bound plan: forbidden steps go, capped values
+ * are clamped, and the rationale notes say which rule did it. There is no
+ * approval flow yet, so an approval_lifts rule is as hard as the others
+ * (can_approve false). A plan the rules empty is refused ("forbidden").
+ * Returns 0 to go on, or 1 when the intent was refused.
+ */
+static int
+apply_policy(hearth_orch *o, hearth_msg *m, struct hearth_plan *p, const hearth_now *now,
+             struct text *notes, const hearth_outbox *out)
+{
+	struct hearth_policy_env env = {
+	        .ctx = o->ctx, .local_minute = now->local_minute, .can_approve = false};
+	struct hearth_policy_result res;
+	char why[512];
+	int rc;
+
+	rc = hearth_policy_apply(o->rules, &env, p, &res);
+	if (rc) {
+		hearth_policy_result_clear(&res);
+		hearth_orch_refuse(m, "internal", "out of memory", out);
+		return 1;
+	}
+	if (p->nsteps == 0) {
+		snprintf(why, sizeof(why), "every step is forbidden by the hard rules: %s",
+		         res.notes ? res.notes : "");
+		hearth_policy_result_clear(&res);
+		hearth_orch_refuse(m, "forbidden", why, out);
+		return 1;
+	}
+	if (res.notes)
+		text_add(notes, "%s ", res.notes);
+	hearth_policy_result_clear(&res);
+	return 0;
+}
+
 /* ==== Intents ==== */
 
 static int
@@ -444,6 +557,7 @@ on_intent(hearth_orch *o, hearth_msg *m, const hearth_now *now, const hearth_out
 	const char *intent = NULL, *text = NULL;
 	struct hearth_plan *p = NULL;
 	struct text rationale = {0}, notes = {0};
+	struct hearth_match match;
 	const cJSON *slots;
 	char why[256];
 	int rc;
@@ -467,6 +581,23 @@ on_intent(hearth_orch *o, hearth_msg *m, const hearth_now *now, const hearth_out
 	if (slots && !cJSON_IsObject(slots) && !cJSON_IsNull(slots)) {
 		hearth_orch_refuse(m, "bad_request", "slots must be an object", out);
 		return;
+	}
+	if (!intent && hearth_matcher_match(o->matcher, text, &match) == 0) {
+		/* text: the best sentence of the book; explicit slots override */
+		const cJSON *given = cJSON_IsObject(slots) ? slots : NULL, *s;
+
+		intent = match.intent;
+		cJSON_ArrayForEach(s, given)
+		{
+			cJSON *dup = cJSON_Duplicate(s, 1);
+
+			cJSON_DeleteItemFromObjectCaseSensitive(match.slots, s->string);
+			if (dup)
+				cJSON_AddItemToObject(match.slots, s->string, dup);
+		}
+		cJSON_DeleteItemFromObjectCaseSensitive(m->body, "slots");
+		cJSON_AddItemToObject(m->body, "slots", match.slots); /* the body owns it */
+		slots = match.slots;
 	}
 	if (!intent) {
 		snprintf(why, sizeof(why),
@@ -535,6 +666,8 @@ on_intent(hearth_orch *o, hearth_msg *m, const hearth_now *now, const hearth_out
 		hearth_orch_refuse(m, "no_devices", why, out);
 		goto done;
 	}
+	if (apply_policy(o, m, p, now, &notes, out))
+		goto done;
 	write_rationale(o, r, p, &rationale, notes.buf);
 	if (rationale.oom) {
 		hearth_orch_refuse(m, "internal", "out of memory", out);

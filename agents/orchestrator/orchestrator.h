@@ -23,6 +23,10 @@ void hearth_orch_free(hearth_orch *o);
 /* The policy hash (SHA-256 hex of the hard rules in force) that every plan
  * from now on records; "" when none is known. */
 void hearth_orch_set_policy_hash(hearth_orch *o, const char *hash);
+/* The hard rules in force (constraint memory's array; NULL: none), copied:
+ * every plan from now on is checked against them (policy.h) after binding.
+ * 0 or -ENOMEM (the old rules stay). */
+int hearth_orch_set_rules(hearth_orch *o, const cJSON *rules);
 /* The runtime can drive devices of this transport ("mqtt" always; "coap",
  * "z2m", "ha" when their bindings run). Devices of other transports are left
  * out of plans, and the rationale says so. At most 8. */

@@ -387,9 +387,27 @@ test_unknown_intent(void **state)
 	intent(f, "i-1", "{\"intent\":\"scene.disco\",\"slots\":{\"room\":\"living\"}}");
 	assert_contains(assert_refused(f, "i-1", "no_match"), "scene.disco");
 	sink_reset(&f->sink);
-	/* free text is not matched (yet): a clear no_match, not a crash */
-	intent(f, "i-2", "{\"text\":\"movie night in the living room\"}");
-	assert_contains(assert_refused(f, "i-2", "no_match"), "movie night");
+	/* text no sentence covers: no_match naming the text */
+	intent(f, "i-2", "{\"text\":\"play some jazz in the living room\"}");
+	assert_contains(assert_refused(f, "i-2", "no_match"), "play some jazz");
+}
+
+static void
+test_text_intent(void **state)
+{
+	struct fx *f = *state;
+	struct hearth_plan *p;
+
+	/* text: the book's sentences; the room through the context's rooms */
+	intent(f, "i-1", "{\"text\":\"Hey hearth, movie night in the Living Room please!\"}");
+	p = the_plan(f);
+	assert_string_equal(p->intent, "scene.movie_night");
+	assert_json(p->slots, "{\"room\":\"living\"}");
+	sink_reset(&f->sink);
+	/* explicit slots override what the text said */
+	intent(f, "i-2",
+	       "{\"text\":\"movie night in the living room\",\"slots\":{\"room\":\"attic\"}}");
+	assert_contains(assert_refused(f, "i-2", "unknown_room"), "attic");
 }
 
 static void
@@ -709,10 +727,30 @@ test_privacy_denied_read_is_not_skipped(void **state)
 	assert_true(hearth_privacy_denied(g, HEARTH_CONSUMER_PLANNER, HEARTH_CLASS_DEVICE) >= 1);
 }
 
+/* A "{slot}" value in a recipe's args becomes the slot's value: the given
+ * one, else the default. */
+static void
+test_slot_values_fill_args(void **state)
+{
+	struct fx *f = *state;
+	struct hearth_plan *p;
+
+	intent(f, "i-1",
+	       "{\"intent\":\"lights.dim\",\"slots\":{\"room\":\"living\",\"level\":40}}");
+	p = the_plan(f);
+	assert_json(step_on(p, "lamp")->args, "{\"on\":true,\"brightness\":40}");
+	sink_reset(&f->sink);
+
+	intent(f, "i-2", "{\"intent\":\"lights.dim\",\"slots\":{\"room\":\"living\"}}");
+	p = the_plan(f);
+	assert_json(step_on(p, "lamp")->args, "{\"on\":true,\"brightness\":30}");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_setup_teardown(test_slot_values_fill_args, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_privacy_denied_read_is_not_skipped, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_movie_night_plan, setup, teardown),
@@ -721,6 +759,7 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_every_step_holds, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_preview, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_unknown_intent, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_text_intent, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_missing_room_slot, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_unknown_room, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_room_without_capable_devices, setup, teardown),

@@ -444,6 +444,184 @@ test_parse_not_json(void **state)
 	assert_true(strlen(why) > 8);
 }
 
+/* ==== Sentences, run mode, consents, targets, after, slot args ==== */
+
+static void
+test_parse_new_fields(void **state)
+{
+	struct hearth_recipe *r;
+
+	(void)state;
+	r = parse_ok(doc("\"sentences\":[\"movie night [in the] {room}\","
+	                 "\"(start|begin) [a] movie [night] [in the] {room}\"],"
+	                 "\"mode\":\"queued\",\"max\":5,\"consents\":[\"presence\",\"media\"],"
+	                 "\"targets\":{\"latency_ms\":800,\"max_approvals\":0}",
+	                 "[" STEP_OK ",{\"id\":\"b\",\"capability\":\"cover.position\","
+	                 "\"args\":{\"position\":0},\"after\":[\"a\"]}]"));
+	assert_int_equal(r->nsentences, 2);
+	assert_string_equal(r->sentences[1], "(start|begin) [a] movie [night] [in the] {room}");
+	assert_int_equal(r->mode, HEARTH_MODE_QUEUED);
+	assert_string_equal(hearth_recipe_mode_name(r->mode), "queued");
+	assert_int_equal(r->max, 5);
+	assert_int_equal(r->nconsents, 2);
+	assert_string_equal(r->consents[0], "presence");
+	assert_int_equal(r->target_latency_ms, 800);
+	assert_int_equal(r->target_max_approvals, 0);
+	assert_int_equal(r->steps[0].nafter, 0);
+	assert_int_equal(r->steps[1].nafter, 1);
+	assert_int_equal(r->steps[1].after[0], 0);
+	hearth_recipe_free(r);
+
+	/* Defaults. */
+	r = parse_ok(doc("", "[" STEP_OK "]"));
+	assert_int_equal(r->nsentences, 0);
+	assert_int_equal(r->mode, HEARTH_MODE_SINGLE);
+	assert_int_equal(r->max, 1);
+	assert_int_equal(r->nconsents, 0);
+	assert_int_equal(r->target_latency_ms, 0);
+	assert_int_equal(r->target_max_approvals, -1);
+	hearth_recipe_free(r);
+
+	/* Empty arrays are fine. */
+	r = parse_ok(doc("\"sentences\":[],\"consents\":[]", "[" STEP_OK "]"));
+	assert_int_equal(r->nsentences, 0);
+	hearth_recipe_free(r);
+}
+
+static void
+test_parse_bad_sentences(void **state)
+{
+	static const struct {
+		const char *top, *why;
+	} cases[] = {
+	        {"\"sentences\":\"movie night\"", "t.json: sentences: must be an array of strings"},
+	        {"\"sentences\":[\"a\",3]", "t.json: sentences[1]: must be a string"},
+	        {"\"sentences\":[\"ok\",\"  \"]", "t.json: sentences[1]: must not be empty"},
+	        {"\"sentences\":[\"\"]", "t.json: sentences[0]: must not be empty"},
+	        {"\"sentences\":[\"(start|begin movie\"]",
+	         "t.json: sentences[0]: \"(\" is not closed"},
+	        {"\"sentences\":[\"start] movie\"]",
+	         "t.json: sentences[0]: \"]\" has no \"[\" before it"},
+	        {"\"sentences\":[\"(start [a) movie]\"]",
+	         "t.json: sentences[0]: \")\" closes \"[\""},
+	        {"\"sentences\":[\"movie () night\"]", "t.json: sentences[0]: empty group \"()\""},
+	        {"\"sentences\":[\"movie night in the {area}\"]",
+	         "t.json: sentences[0]: refers to slot \"area\", which slots does not declare"},
+	        {"\"sentences\":[\"movie night in the {room\"]",
+	         "t.json: sentences[0]: \"{\" is not closed"},
+	        {"\"sentences\":[\"movie night in the {}\"]",
+	         "t.json: sentences[0]: a slot is {name}, 1-64 characters"},
+	        {"\"sentences\":[\"movie night in the {a b}\"]",
+	         "t.json: sentences[0]: \"{a b}\" is not a slot name"},
+	        {"\"sentences\":[\"movie night}\"]",
+	         "t.json: sentences[0]: \"}\" has no \"{\" before it"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		parse_bad(doc(cases[i].top, "[" STEP_OK "]"), cases[i].why);
+}
+
+static void
+test_parse_bad_mode_consents_targets(void **state)
+{
+	static const struct {
+		const char *top, *why;
+	} cases[] = {
+	        {"\"mode\":\"sometimes\"",
+	         "t.json: mode: must be \"single\", \"restart\", \"queued\" or \"parallel\""},
+	        {"\"mode\":1", "t.json: mode: must be a string"},
+	        {"\"max\":0", "t.json: max: must be from 1 to 64"},
+	        {"\"max\":65", "t.json: max: must be from 1 to 64"},
+	        {"\"max\":\"2\"", "t.json: max: must be a whole number from 1 to 64"},
+	        {"\"consents\":{}", "t.json: consents: must be an array of strings"},
+	        {"\"consents\":[\"presence\",\"dna\"]",
+	         "t.json: consents[1]: \"dna\" is not a data class (presence, media, audio, "
+	         "environment, energy, location, camera, device, other)"},
+	        {"\"consents\":[\"media\",\"media\"]",
+	         "t.json: consents[1]: \"media\" is listed twice"},
+	        {"\"targets\":[]",
+	         "t.json: targets: must be an object {\"latency_ms\": N, \"max_approvals\": N}"},
+	        {"\"targets\":{\"latency_ms\":0}",
+	         "t.json: targets.latency_ms: must be from 1 to 3600000"},
+	        {"\"targets\":{\"latency_ms\":\"fast\"}",
+	         "t.json: targets.latency_ms: must be a whole number of milliseconds"},
+	        {"\"targets\":{\"max_approvals\":-1}",
+	         "t.json: targets.max_approvals: must be from 0 to 16"},
+	        {"\"targets\":{\"max_approvals\":true}",
+	         "t.json: targets.max_approvals: must be a whole number"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		parse_bad(doc(cases[i].top, "[" STEP_OK "]"), cases[i].why);
+}
+
+#define STEP_B(after)                                                                              \
+	"{\"id\":\"b\",\"capability\":\"cover.position\",\"args\":{\"position\":0},"               \
+	"\"after\":" after "}"
+
+static void
+test_parse_bad_after(void **state)
+{
+	(void)state;
+	parse_bad(doc("", "[" STEP_OK "," STEP_B("\"a\"") "]"),
+	          "t.json: steps[1].after: must be an array of earlier step ids");
+	parse_bad(doc("", "[" STEP_OK "," STEP_B("[\"a\",7]") "]"),
+	          "t.json: steps[1].after[1]: must be a step id (a string)");
+	parse_bad(doc("", "[" STEP_OK "," STEP_B("[\"b\"]") "]"),
+	          "t.json: steps[1].after[0]: a step cannot wait for itself");
+	parse_bad(doc("", "[" STEP_OK "," STEP_B("[\"zz\"]") "]"),
+	          "t.json: steps[1].after[0]: \"zz\" is not an earlier step");
+	/* A later step is not an earlier one (no cycles can be written). */
+	parse_bad(doc("", "[" STEP_B("[\"a\"]") "," STEP_OK "]"),
+	          "t.json: steps[0].after[0]: \"a\" is not an earlier step");
+	parse_bad(doc("", "[" STEP_OK "," STEP_B("[\"a\",\"a\"]") "]"),
+	          "t.json: steps[1].after[1]: \"a\" is listed twice");
+}
+
+static void
+test_parse_slot_args(void **state)
+{
+	struct hearth_recipe *r;
+	const char *slots = "\"slots\":{\"room\":{\"type\":\"room\",\"required\":true},"
+	                    "\"level\":{\"type\":\"percent\",\"default\":30}}";
+	char text[1024];
+
+	(void)state;
+	snprintf(text, sizeof(text),
+	         "{\"id\":\"t\",\"version\":\"1\",\"intents\":[\"t\"],%s,\"steps\":[{\"id\":\"a\","
+	         "\"capability\":\"light.on_off\",\"args\":{\"on\":true,\"brightness\":\"{level}\"}"
+	         "}]}",
+	         slots);
+	r = parse_ok(text);
+	assert_string_equal(cJSON_GetObjectItem(r->steps[0].args, "brightness")->valuestring,
+	                    "{level}");
+	hearth_recipe_free(r);
+
+	parse_bad(doc("", "[{\"id\":\"a\",\"capability\":\"light.brightness\","
+	                  "\"args\":{\"brightness\":\"{level}\"}}]"),
+	          "t.json: steps[0].args.brightness: refers to slot \"level\", which slots does "
+	          "not declare");
+	parse_bad(doc("", "[{\"id\":\"a\",\"capability\":\"light.brightness\","
+	                  "\"args\":{\"brightness\":\"{room}\"}}]"),
+	          "t.json: steps[0].args.brightness: slot \"room\" is a room, which cannot give a "
+	          "number");
+	snprintf(text, sizeof(text),
+	         "{\"id\":\"t\",\"version\":\"1\",\"intents\":[\"t\"],"
+	         "\"slots\":{\"level\":{\"type\":\"percent\",\"default\":300}},\"steps\":[{\"id\":"
+	         "\"a\",\"capability\":\"light.brightness\",\"args\":{\"brightness\":\"{level}\"}}]"
+	         "}");
+	parse_bad(text, "t.json: steps[0].args.brightness: the default of slot \"level\" does not "
+	                "fit: brightness must be a number from 0 to 100");
+	snprintf(text, sizeof(text),
+	         "{\"id\":\"t\",\"version\":\"1\",\"intents\":[\"t\"],"
+	         "\"slots\":{\"x\":{\"type\":\"number\"}},\"steps\":[{\"id\":"
+	         "\"a\",\"capability\":\"light.on_off\",\"args\":{\"on\":\"{x}\"}}]}");
+	parse_bad(text, "t.json: steps[0].args.on: slot \"x\" is a number, which cannot give a "
+	                "true or false");
+}
+
 /* ==== The book ==== */
 
 static void
@@ -583,6 +761,11 @@ main(void)
 	        cmocka_unit_test(test_parse_too_many_steps),
 	        cmocka_unit_test(test_parse_other_problems),
 	        cmocka_unit_test(test_parse_not_json),
+	        cmocka_unit_test(test_parse_new_fields),
+	        cmocka_unit_test(test_parse_bad_sentences),
+	        cmocka_unit_test(test_parse_bad_mode_consents_targets),
+	        cmocka_unit_test(test_parse_bad_after),
+	        cmocka_unit_test(test_parse_slot_args),
 	        cmocka_unit_test(test_builtin_library_loads_clean),
 	        cmocka_unit_test(test_book_skips_and_reports),
 	        cmocka_unit_test(test_book_duplicate_ids),
