@@ -675,6 +675,17 @@ on_intent(hearth_orch *o, hearth_msg *m, const hearth_now *now, const hearth_out
 	}
 	p->rationale = rationale.buf;
 	rationale.buf = NULL;
+	if (r->approval == HEARTH_APPROVAL_ALWAYS && !p->preview) {
+		/* DESIGN 5: nothing of a plan that needs approval runs before a
+		 * valid one. The phone approval flow is not built yet, so such a
+		 * plan is refused (a preview still shows it). */
+		snprintf(why, sizeof(why),
+		         "%s needs the owner's approval, and this hub cannot ask for one yet: "
+		         "nothing was done",
+		         r->id);
+		hearth_orch_refuse(m, "forbidden", why, out);
+		goto done;
+	}
 	p->reply = m->reply;
 	memset(&m->reply, 0, sizeof(m->reply));
 	if (p->preview) {

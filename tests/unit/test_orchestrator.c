@@ -746,10 +746,31 @@ test_slot_values_fill_args(void **state)
 	assert_json(step_on(p, "lamp")->args, "{\"on\":true,\"brightness\":30}");
 }
 
+/* A recipe that always needs approval never runs while approvals cannot be
+ * asked for: refused, though a preview still shows what it would do. */
+static void
+test_approval_always_refused(void **state)
+{
+	struct fx *f = *state;
+	hearth_msg *r;
+
+	device(f, "door", "{\"room\":\"hallway\",\"capabilities\":[\"lock.lock\"]}",
+	       "{\"locked\":true}");
+	intent(f, "i-1", "{\"intent\":\"door.unlock\",\"slots\":{\"room\":\"hallway\"}}");
+	assert_contains(assert_refused(f, "i-1", "forbidden"), "approval");
+	assert_int_equal(sink_count(&f->sink, HEARTH_MSG_PLAN), 0);
+	sink_reset(&f->sink);
+	intent(f, "i-2",
+	       "{\"intent\":\"door.unlock\",\"slots\":{\"room\":\"hallway\"},\"preview\":true}");
+	r = sink_nth(&f->sink, HEARTH_MSG_INTENT_REPLY, 0);
+	assert_string_equal(jstr(r->body, "state"), "previewed");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_setup_teardown(test_approval_always_refused, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_slot_values_fill_args, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_privacy_denied_read_is_not_skipped, setup,
 	                                        teardown),

@@ -623,16 +623,22 @@ test_orchestrator_forbidden(void **state)
 	                                         "while nobody is home (rule no_unlock_when_away)");
 	assert_int_equal(sink_count(&sink, HEARTH_MSG_PLAN), 0);
 	sink_reset(&sink);
-	/* someone home: the plan goes ahead */
+	/* someone home: the rule lets the unlock through (a preview: door.unlock
+	 * always needs an approval, which is refused until approvals exist) */
 	presence(&h, true);
-	send_intent(o, "i2", cJSON_Parse("{\"intent\":\"door.unlock\"}"), &h.now, &out);
-	assert_int_equal(sink_count(&sink, HEARTH_MSG_PLAN), 1);
+	send_intent(o, "i2", cJSON_Parse("{\"intent\":\"door.unlock\",\"preview\":true}"), &h.now,
+	            &out);
+	m = sink_nth(&sink, HEARTH_MSG_INTENT_REPLY, 0);
+	assert_string_equal(jstr(m->body, "state"), "previewed");
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(m->body, "steps")), 1);
 	sink_reset(&sink);
 	/* rules can be taken away */
 	assert_int_equal(hearth_orch_set_rules(o, NULL), 0);
 	presence(&h, false);
-	send_intent(o, "i3", cJSON_Parse("{\"intent\":\"door.unlock\"}"), &h.now, &out);
-	assert_int_equal(sink_count(&sink, HEARTH_MSG_PLAN), 1);
+	send_intent(o, "i3", cJSON_Parse("{\"intent\":\"door.unlock\",\"preview\":true}"), &h.now,
+	            &out);
+	m = sink_nth(&sink, HEARTH_MSG_INTENT_REPLY, 0);
+	assert_string_equal(jstr(m->body, "state"), "previewed");
 	sink_reset(&sink);
 	free(sink.msgs);
 	cJSON_Delete(rules);
@@ -888,7 +894,8 @@ test_property_never_violated(void **state)
 	for (int ri = 0; ri < nrecipes; ri++) {
 		const struct hearth_recipe *r = hearth_recipe_book_at(book, ri);
 
-		for (int j = 0; j < r->nsteps; j++)
+		/* a recipe that always needs approval is refused before it can run */
+		for (int j = 0; r->approval != HEARTH_APPROVAL_ALWAYS && j < r->nsteps; j++)
 			if (r->steps[j].cap == hearth_capability_find("lock.lock") &&
 			    cJSON_IsFalse(
 			            cJSON_GetObjectItemCaseSensitive(r->steps[j].args, "locked")))
