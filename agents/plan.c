@@ -43,6 +43,7 @@ hearth_plan_free(struct hearth_plan *p)
 	hearth_free(p->steps);
 	cJSON_Delete(p->slots);
 	hearth_free(p->rationale);
+	cJSON_Delete(p->critique);
 	hearth_free(p->reason);
 	hearth_reply_clear(&p->reply);
 	hearth_free(p);
@@ -97,6 +98,18 @@ hearth_plan_steps_json(const struct hearth_plan *p)
 		cJSON_AddStringToObject(o, "state", hearth_step_state_name(st->state));
 		if (st->note)
 			cJSON_AddStringToObject(o, "note", st->note);
+		if (st->after) {
+			cJSON *af = cJSON_AddArrayToObject(o, "after");
+			char ref[2 * HEARTH_ID_MAX + 2];
+
+			for (int k = 0; af && k < p->nsteps && k < 64; k++) {
+				if (!(st->after & (UINT64_C(1) << k)))
+					continue;
+				snprintf(ref, sizeof(ref), "%s@%s", p->steps[k].id,
+				         p->steps[k].device);
+				cJSON_AddItemToArray(af, cJSON_CreateString(ref));
+			}
+		}
 	}
 	return arr;
 }
@@ -119,6 +132,8 @@ hearth_plan_reply_json(const struct hearth_plan *p)
 	if (p->policy_hash[0])
 		cJSON_AddStringToObject(o, "policy_hash", p->policy_hash);
 	cJSON_AddItemToObject(o, "steps", hearth_plan_steps_json(p));
+	cJSON_AddItemToObject(o, "critique",
+	                      p->critique ? cJSON_Duplicate(p->critique, 1) : cJSON_CreateArray());
 	cJSON_AddItemToObject(o, "alternatives", cJSON_CreateArray());
 	cJSON_AddItemToObject(o, "score", cJSON_CreateObject());
 	return o;
@@ -239,6 +254,13 @@ hearth_plan_journal_json(const struct hearth_plan *p)
 		cJSON_AddBoolToObject(j, "undoing", st->undoing);
 		cJSON_AddNumberToObject(j, "attempts", st->attempts);
 		cJSON_AddNumberToObject(j, "timeout_ms", st->timeout_ms);
+		if (st->after) {
+			cJSON *af = cJSON_AddArrayToObject(j, "after");
+
+			for (int k = 0; af && k < p->nsteps && k < 64; k++)
+				if (st->after & (UINT64_C(1) << k))
+					cJSON_AddItemToArray(af, cJSON_CreateNumber(k));
+		}
 	}
 	return o;
 }
@@ -281,7 +303,7 @@ take_str(const cJSON *j, const char *key, char *dst, size_t len, bool required)
 struct hearth_plan *
 hearth_plan_from_journal(const cJSON *j, char *why, size_t wl)
 {
-	const cJSON *steps = cJSON_GetObjectItemCaseSensitive(j, "steps"), *sj;
+	const cJSON *steps = cJSON_GetObjectItemCaseSensitive(j, "steps"), *sj, *a;
 	struct hearth_plan *p;
 	const char *s;
 	double num;
@@ -355,6 +377,17 @@ hearth_plan_from_journal(const cJSON *j, char *why, size_t wl)
 		st->timeout_ms = 10000;
 		if (!hearth_json_get_int(sj, "timeout_ms", &v) && v >= 10 && v <= 3600000)
 			st->timeout_ms = (int)v;
+		/* only earlier steps: a journal cannot make a step wait forever */
+		cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(sj, "after"))
+		{
+			if (!cJSON_IsNumber(a) || a->valuedouble < 0 || a->valuedouble >= i - 1 ||
+			    a->valuedouble >= 64 || a->valuedouble != (int)a->valuedouble) {
+				snprintf(why, wl, "plan %s: step %d waits for no earlier step",
+				         p->id, i - 1);
+				goto fail;
+			}
+			st->after |= UINT64_C(1) << (int)a->valuedouble;
+		}
 		if (!st->args) {
 			snprintf(why, wl, "out of memory");
 			goto fail;

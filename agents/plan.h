@@ -50,6 +50,12 @@ struct hearth_step {
 	int timeout_ms;
 	int64_t deadline; /* mono ms: confirmation due, or retry due */
 	bool retry_wait;  /* deadline is a retry backoff, not a timeout */
+	/* The earlier plan steps this one waits for: bit i is p->steps[i]. It is
+	 * dispatched once each is confirmed or skipped. JSON: "after" as
+	 * ["stepid@device", ...] in the step forms, plan-step indexes in the
+	 * journal. */
+	uint64_t after;
+	uint64_t rsteps; /* planning only: the recipe steps it stands for (bit k: step k) */
 };
 
 struct hearth_plan {
@@ -67,6 +73,7 @@ struct hearth_plan {
 	struct hearth_step *steps;
 	int nsteps;
 	char *rationale;         /* owned */
+	cJSON *critique;         /* [{"kind","detail"}] findings of the planner (owned), or NULL */
 	char *reason;            /* why it ended as it did, when not completed (owned) */
 	hearth_reply_to reply;   /* where the intent's answer goes (owned) */
 	int64_t t_received;      /* mono ms the intent arrived */
@@ -84,7 +91,7 @@ bool hearth_plan_state_terminal(enum hearth_plan_state s);
 /* JSON forms; each returns a new tree (the caller owns it) or NULL on ENOMEM. */
 cJSON *hearth_plan_steps_json(const struct hearth_plan *p);
 /* The intent reply: {"id","intent","slots","plan_id","state","rationale","steps",
- * "alternatives","score"}. */
+ * "critique","alternatives","score"}. */
 cJSON *hearth_plan_reply_json(const struct hearth_plan *p);
 /* A plan event: {"plan_id","intent_id","intent","state","steps","ts"[,"reason"]}. */
 cJSON *hearth_plan_event_json(const struct hearth_plan *p, int64_t wall_ms);

@@ -538,6 +538,12 @@ hearth_context_privacy(hearth_context *c)
 	return c->privacy;
 }
 
+const hearth_privacy *
+hearth_context_guard(const hearth_context *c)
+{
+	return c->privacy;
+}
+
 bool
 hearth_context_may_read(const hearth_context *c, enum hearth_consumer who, const char *what)
 {

@@ -95,6 +95,8 @@ void hearth_context_tick(hearth_context *c, const hearth_now *now, const hearth_
 int hearth_context_flag(const hearth_context *c, const char *name);
 /* The privacy guard, for the runtime to grant what consents allow. */
 hearth_privacy *hearth_context_privacy(hearth_context *c);
+/* The same guard, read-only (what it permits, without counting a read). */
+const hearth_privacy *hearth_context_guard(const hearth_context *c);
 /* May who read the signal named what (a capability or a property)? Counted
  * (a denial shows in hearthctl health). */
 bool hearth_context_may_read(const hearth_context *c, enum hearth_consumer who, const char *what);

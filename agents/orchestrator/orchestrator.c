@@ -11,6 +11,7 @@
  */
 #include "agents/orchestrator/orchestrator.h"
 
+#include "agents/context/privacy.h"
 #include "agents/orchestrator/policy.h"
 #include "agents/plan.h"
 #include "hearth_config.h"
@@ -407,6 +408,7 @@ bind_steps(hearth_orch *o, const struct hearth_recipe *r, struct hearth_plan *p,
 			snprintf(st->id, sizeof(st->id), "%s", rs->id);
 			snprintf(st->device, sizeof(st->device), "%s", d->id);
 			st->cap = rs->cap;
+			st->rsteps = UINT64_C(1) << i; /* the validator allows 64 steps */
 			st->timeout_ms = rs->timeout_ms;
 			st->compensate = rs->compensate;
 			st->optimistic = hearth_device_optimistic(d);
@@ -530,6 +532,161 @@ apply_policy(hearth_orch *o, hearth_msg *m, struct hearth_plan *p, const hearth_
 		text_add(notes, "%s ", res.notes);
 	hearth_policy_result_clear(&res);
 	return 0;
+}
+
+/* ==== Critique and dependencies ==== */
+
+static void
+drop_step(struct hearth_plan *p, int i)
+{
+	struct hearth_step *st = &p->steps[i];
+
+	cJSON_Delete(st->args);
+	cJSON_Delete(st->prev);
+	hearth_free(st->note);
+	memmove(&p->steps[i], &p->steps[i + 1], (size_t)(p->nsteps - i - 1) * sizeof(*st));
+	p->nsteps--;
+	memset(&p->steps[p->nsteps], 0, sizeof(*st));
+}
+
+/* A finding into the plan's critique and, as one sentence, the rationale notes. */
+static int
+finding(struct hearth_plan *p, struct text *notes, const char *kind, const char *label,
+        const char *detail)
+{
+	cJSON *f = cJSON_CreateObject();
+
+	if (!f || !cJSON_AddStringToObject(f, "kind", kind) ||
+	    !cJSON_AddStringToObject(f, "detail", detail) ||
+	    !cJSON_AddItemToArray(p->critique, f)) {
+		cJSON_Delete(f);
+		return -ENOMEM;
+	}
+	text_add(notes, "%s: %s. ", label, detail);
+	return 0;
+}
+
+/* A short form of a property value: 30, on, off, "x". */
+static void
+value_str(const cJSON *v, char *buf, size_t len)
+{
+	if (cJSON_IsBool(v))
+		snprintf(buf, len, "%s", cJSON_IsTrue(v) ? "true" : "false");
+	else if (cJSON_IsNumber(v))
+		snprintf(buf, len, "%g", v->valuedouble);
+	else if (cJSON_IsString(v))
+		snprintf(buf, len, "\"%.40s\"", v->valuestring);
+	else
+		snprintf(buf, len, "a %s", cJSON_IsObject(v) ? "object" : "value");
+}
+
+/*
+ * Look the bound plan over: a step that repeats an earlier one on the same
+ * device exactly is dropped (redundant; the kept one stands for both recipe
+ * steps), two steps that set one property of a device to different values
+ * are a conflict (the later one wins, as the device is serialized), and a
+ * consent class the recipe declares that the planner may not use is missing
+ * consent. Findings go into p->critique and the notes. 0 or -ENOMEM.
+ */
+static int
+critique(hearth_orch *o, const struct hearth_recipe *r, struct hearth_plan *p, struct text *notes)
+{
+	const hearth_privacy *g = o->ctx ? hearth_context_guard(o->ctx) : NULL;
+	char buf[512], va[64], vb[64];
+
+	p->critique = cJSON_CreateArray();
+	if (!p->critique)
+		return -ENOMEM;
+	for (int j = 1; j < p->nsteps; j++) {
+		for (int i = 0; i < j; i++) {
+			struct hearth_step *a = &p->steps[i], *b = &p->steps[j];
+			const struct hearth_device *d;
+
+			if (strcmp(a->device, b->device) || !cJSON_Compare(a->args, b->args, 1))
+				continue;
+			d = hearth_context_device(o->ctx, b->device);
+			snprintf(buf, sizeof(buf),
+			         "step %s on %s repeats step %s exactly, so it is dropped", b->id,
+			         d ? dev_label(d) : b->device, a->id);
+			if (finding(p, notes, "redundant", "Redundant", buf))
+				return -ENOMEM;
+			a->rsteps |= b->rsteps;
+			drop_step(p, j--);
+			break;
+		}
+	}
+	for (int j = 1; j < p->nsteps; j++) {
+		for (int i = 0; i < j; i++) {
+			const struct hearth_step *a = &p->steps[i], *b = &p->steps[j];
+			const struct hearth_device *d;
+			const cJSON *pa;
+
+			if (strcmp(a->device, b->device))
+				continue;
+			d = hearth_context_device(o->ctx, b->device);
+			cJSON_ArrayForEach(pa, a->args)
+			{
+				const cJSON *pb =
+				        cJSON_GetObjectItemCaseSensitive(b->args, pa->string);
+
+				if (!pb || cJSON_Compare(pa, pb, 1))
+					continue;
+				value_str(pa, va, sizeof(va));
+				value_str(pb, vb, sizeof(vb));
+				snprintf(buf, sizeof(buf),
+				         "steps %s and %s both set %s on %s (%s, then %s); the "
+				         "later "
+				         "one wins",
+				         a->id, b->id, pa->string, d ? dev_label(d) : b->device, va,
+				         vb);
+				if (finding(p, notes, "conflict", "Conflict", buf))
+					return -ENOMEM;
+			}
+		}
+	}
+	for (int k = 0; k < r->nconsents; k++) {
+		int c = hearth_privacy_class_find(r->consents[k]);
+		char scope[64];
+
+		if (c < 0 || !g ||
+		    hearth_privacy_permits(g, HEARTH_CONSUMER_PLANNER, (enum hearth_data_class)c))
+			continue;
+		hearth_privacy_scope(HEARTH_CONSUMER_PLANNER, (enum hearth_data_class)c, scope,
+		                     sizeof(scope));
+		snprintf(buf, sizeof(buf),
+		         "%s needs consent for %s data, which the planner may not use (the "
+		         "consent %s would allow it)",
+		         r->id, r->consents[k], scope);
+		if (finding(p, notes, "missing_consent", "Missing consent", buf))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/*
+ * Each plan step waits for every earlier plan step bound from a recipe step
+ * its recipe steps list in after. Steps the rules or the critique dropped are
+ * not waited for. Transitive edges are kept (harmless to the resource agent).
+ */
+static void
+link_after(const struct hearth_recipe *r, struct hearth_plan *p)
+{
+	for (int i = 0; i < p->nsteps && i < 64; i++) {
+		struct hearth_step *st = &p->steps[i];
+		uint64_t wants = 0;
+
+		st->after = 0;
+		for (int k = 0; k < r->nsteps && k < 64; k++) {
+			if (!(st->rsteps & (UINT64_C(1) << k)))
+				continue;
+			for (int a = 0; a < r->steps[k].nafter; a++)
+				if (r->steps[k].after[a] >= 0 && r->steps[k].after[a] < 64)
+					wants |= UINT64_C(1) << r->steps[k].after[a];
+		}
+		for (int j = 0; j < i; j++)
+			if (p->steps[j].rsteps & wants)
+				st->after |= UINT64_C(1) << j;
+	}
 }
 
 /* ==== Intents ==== */
@@ -668,6 +825,11 @@ on_intent(hearth_orch *o, hearth_msg *m, const hearth_now *now, const hearth_out
 	}
 	if (apply_policy(o, m, p, now, &notes, out))
 		goto done;
+	if (critique(o, r, p, &notes)) {
+		hearth_orch_refuse(m, "internal", "out of memory", out);
+		goto done;
+	}
+	link_after(r, p);
 	write_rationale(o, r, p, &rationale, notes.buf);
 	if (rationale.oom) {
 		hearth_orch_refuse(m, "internal", "out of memory", out);

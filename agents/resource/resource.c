@@ -185,16 +185,54 @@ dispatch(hearth_resource *r, struct hearth_plan *p, struct hearth_step *st, cons
 	}
 }
 
-/* Is an earlier step of p on the same device still open? */
+/* The pending steps that can never run, because a step they wait for failed
+ * or can never run itself (bit i: step i). Steps wait for earlier steps only. */
+static uint64_t
+doomed_steps(const struct hearth_plan *p)
+{
+	uint64_t doomed = 0, failed = 0;
+
+	for (int i = 0; i < p->nsteps && i < 64; i++) {
+		const struct hearth_step *st = &p->steps[i];
+
+		if (st->state == HEARTH_STEP_FAILED)
+			failed |= UINT64_C(1) << i;
+		else if (st->state == HEARTH_STEP_PENDING && (st->after & (failed | doomed)))
+			doomed |= UINT64_C(1) << i;
+	}
+	return doomed;
+}
+
 static bool
-device_busy(const struct hearth_plan *p, int upto)
+bit(uint64_t mask, int i)
+{
+	return i < 64 && (mask & (UINT64_C(1) << i));
+}
+
+/* Is an earlier step of p on the same device still open (doomed ones will
+ * never run and do not count)? */
+static bool
+device_busy(const struct hearth_plan *p, int upto, uint64_t doomed)
 {
 	const struct hearth_step *st = &p->steps[upto];
 
 	for (int i = 0; i < upto; i++)
-		if (!strcmp(p->steps[i].device, st->device) &&
+		if (!strcmp(p->steps[i].device, st->device) && !bit(doomed, i) &&
 		    (p->steps[i].state == HEARTH_STEP_PENDING ||
 		     p->steps[i].state == HEARTH_STEP_DISPATCHED || p->steps[i].undoing))
+			return true;
+	return false;
+}
+
+/* Does step i wait for a step it depends on (after) that is not yet
+ * confirmed or skipped? */
+static bool
+deps_wait(const struct hearth_plan *p, int i)
+{
+	for (int k = 0; k < p->nsteps && k < 64; k++)
+		if ((p->steps[i].after & (UINT64_C(1) << k)) &&
+		    p->steps[k].state != HEARTH_STEP_CONFIRMED &&
+		    p->steps[k].state != HEARTH_STEP_SKIPPED)
 			return true;
 	return false;
 }
@@ -329,12 +367,13 @@ static bool
 advance(hearth_resource *r, struct hearth_plan *p, const hearth_now *now, const hearth_outbox *out)
 {
 	bool open = false, failed = false, left = false;
+	uint64_t doomed = doomed_steps(p);
 
 	for (int i = 0; i < p->nsteps; i++) {
 		struct hearth_step *st = &p->steps[i];
 
 		if (p->state == HEARTH_PLAN_RUNNING && st->state == HEARTH_STEP_PENDING &&
-		    !device_busy(p, i))
+		    !device_busy(p, i, doomed) && !deps_wait(p, i))
 			dispatch(r, p, st, now, out);
 		else if (p->state == HEARTH_PLAN_COMPENSATING && st->undoing && st->attempts == 0 &&
 		         !undo_waits(p, i))
@@ -343,7 +382,9 @@ advance(hearth_resource *r, struct hearth_plan *p, const hearth_now *now, const 
 	for (int i = 0; i < p->nsteps; i++) {
 		const struct hearth_step *st = &p->steps[i];
 
-		open = open || step_open(st);
+		/* a step whose dependency failed will never run: not open */
+		open = open ||
+		       (step_open(st) && !(p->state == HEARTH_PLAN_RUNNING && bit(doomed, i)));
 		failed = failed || st->state == HEARTH_STEP_FAILED;
 		left = left || still_changed(st);
 	}

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agents/context/context.h"
 #include "agents/msg.h"
@@ -766,6 +767,153 @@ test_approval_always_refused(void **state)
 	assert_string_equal(jstr(r->body, "state"), "previewed");
 }
 
+/* ==== Critique and after, with recipes built here ==== */
+
+/* Parse one recipe document, load it as the orchestrator's only book, and
+ * send its intent as a preview; returns the reply (the book is freed by the
+ * caller through *book). */
+static hearth_msg *
+preview_recipe(struct fx *f, const char *json, hearth_recipe_book **book)
+{
+	char dir[] = "/tmp/hearth-crit-XXXXXX", path[64], why[256] = "";
+	struct hearth_recipe *r = NULL;
+	FILE *fp;
+
+	assert_int_equal(hearth_recipe_parse(json, strlen(json), "t.json", &r, why, sizeof(why)),
+	                 0);
+	hearth_recipe_free(r);
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/t.json", dir);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs(json, fp);
+	fclose(fp);
+	assert_int_equal(hearth_recipe_book_load(dir, book, NULL, NULL, why, sizeof(why)), 0);
+	remove(path);
+	rmdir(dir);
+	assert_int_equal(hearth_recipe_book_count(*book), 1);
+	hearth_orch_set_book(f->orch, *book);
+	intent(f, "i-c", "{\"intent\":\"test.crit\",\"preview\":true}");
+	assert_int_equal(f->sink.n, 1);
+	return sink_nth(&f->sink, HEARTH_MSG_INTENT_REPLY, 0);
+}
+
+/* The one finding of kind in a reply's critique; its detail. */
+static const char *
+finding_of(const cJSON *body, const char *kind)
+{
+	const cJSON *c, *hit = NULL;
+
+	cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(body, "critique"))
+	{
+		if (!strcmp(jstr(c, "kind"), kind)) {
+			assert_null(hit);
+			hit = c;
+		}
+	}
+	assert_non_null(hit);
+	return jstr(hit, "detail");
+}
+
+#define CRIT_HEAD "{\"id\":\"test.crit\",\"version\":\"1.0.0\",\"intents\":[\"test.crit\"],"
+
+static void
+test_critique_conflict(void **state)
+{
+	struct fx *f = *state;
+	hearth_recipe_book *b = NULL;
+	hearth_msg *r = preview_recipe(
+	        f,
+	        CRIT_HEAD
+	        "\"steps\":["
+	        "{\"id\":\"dim\",\"capability\":\"light.brightness\",\"target\":{\"room\":"
+	        "\"living\"},\"args\":{\"brightness\":30}},"
+	        "{\"id\":\"bright\",\"capability\":\"light.brightness\",\"target\":{"
+	        "\"room\":\"living\"},\"args\":{\"brightness\":70}}]}",
+	        &b);
+
+	assert_contains(finding_of(r->body, "conflict"), "dim and bright both set brightness");
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r->body, "critique")),
+	                 1);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r->body, "steps")), 2);
+	assert_contains(jstr(r->body, "rationale"), "Conflict: steps dim and bright");
+	sink_reset(&f->sink);
+	hearth_recipe_book_free(b);
+}
+
+static void
+test_critique_redundant(void **state)
+{
+	struct fx *f = *state;
+	hearth_recipe_book *b = NULL;
+	hearth_msg *r = preview_recipe(
+	        f,
+	        CRIT_HEAD "\"steps\":["
+	                  "{\"id\":\"a\",\"capability\":\"light.brightness\",\"target\":{\"room\":"
+	                  "\"living\"},\"args\":{\"brightness\":30}},"
+	                  "{\"id\":\"tv\",\"capability\":\"media.power\",\"args\":{\"on\":true}},"
+	                  "{\"id\":\"b\",\"capability\":\"light.brightness\",\"target\":{\"room\":"
+	                  "\"living\"},\"args\":{\"brightness\":30},\"after\":[\"tv\"]}]}",
+	        &b);
+	const cJSON *steps = cJSON_GetObjectItemCaseSensitive(r->body, "steps");
+
+	assert_contains(finding_of(r->body, "redundant"), "step b on Floor lamp repeats step a");
+	assert_int_equal(cJSON_GetArraySize(steps), 2); /* the second lamp step is gone */
+	assert_string_equal(jstr(cJSON_GetArrayItem(steps, 0), "id"), "a");
+	assert_string_equal(jstr(cJSON_GetArrayItem(steps, 1), "id"), "tv");
+	assert_contains(jstr(r->body, "rationale"), "Redundant: step b");
+	sink_reset(&f->sink);
+	hearth_recipe_book_free(b);
+}
+
+static void
+test_critique_missing_consent(void **state)
+{
+	struct fx *f = *state;
+	hearth_recipe_book *b = NULL;
+	hearth_msg *r = preview_recipe(
+	        f,
+	        CRIT_HEAD "\"consents\":[\"presence\",\"camera\"],\"steps\":["
+	                  "{\"id\":\"tv\",\"capability\":\"media.power\",\"args\":{\"on\":true}}]}",
+	        &b);
+
+	/* presence is the planner's by default; camera is not */
+	assert_contains(finding_of(r->body, "missing_consent"), "consent for camera data");
+	assert_contains(finding_of(r->body, "missing_consent"), "class:camera/planner");
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r->body, "critique")),
+	                 1);
+	assert_contains(jstr(r->body, "rationale"), "Missing consent: test.crit needs");
+	sink_reset(&f->sink);
+	hearth_recipe_book_free(b);
+}
+
+/* A clean plan has an empty critique; after becomes plan-step dependencies. */
+static void
+test_after_becomes_plan_dependencies(void **state)
+{
+	struct fx *f = *state;
+	hearth_recipe_book *b = NULL;
+	hearth_msg *r = preview_recipe(
+	        f,
+	        CRIT_HEAD "\"steps\":["
+	                  "{\"id\":\"covers\",\"capability\":\"cover.position\",\"args\":{"
+	                  "\"position\":0}},"
+	                  "{\"id\":\"lights\",\"capability\":\"light.brightness\",\"args\":{"
+	                  "\"brightness\":30}},"
+	                  "{\"id\":\"media\",\"capability\":\"media.power\",\"args\":{\"on\":true},"
+	                  "\"after\":[\"covers\",\"lights\"]}]}",
+	        &b);
+	const cJSON *steps = cJSON_GetObjectItemCaseSensitive(r->body, "steps");
+
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r->body, "critique")),
+	                 0);
+	assert_null(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(steps, 0), "after"));
+	assert_json(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(steps, 2), "after"),
+	            "[\"covers@blind\",\"lights@lamp\"]");
+	sink_reset(&f->sink);
+	hearth_recipe_book_free(b);
+}
+
 int
 main(void)
 {
@@ -794,6 +942,11 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_too_many_steps, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_reply_address_moves, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_other_messages_ignored, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_critique_conflict, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_critique_redundant, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_critique_missing_consent, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_after_becomes_plan_dependencies, setup,
+	                                        teardown),
 	};
 
 	hearth_alloc_init();

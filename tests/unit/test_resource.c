@@ -932,6 +932,115 @@ test_idle(void **state)
 	assert_int_equal(f->sink.n, 0);
 }
 
+/* ==== after: dependencies between steps ==== */
+
+/* A step that waits for another is sent only once that one confirms. */
+static void
+test_after_waits_for_dependency(void **state)
+{
+	static const struct hs steps[] = {
+	        {"dim", "lamp", "light.brightness", "{\"brightness\":50}", 0},
+	        {"close", "blind", "cover.position", "{\"position\":0}", 0},
+	};
+	struct fx *f = *state;
+	struct hearth_plan *p = hand_plan(f, "p-dep", steps, 2);
+	hearth_msg *ev;
+
+	p->steps[1].after = UINT64_C(1) << 0;
+	run(f, p);
+	assert_int_equal(cmds_to(f, "lamp"), 1);
+	assert_int_equal(cmds_to(f, "blind"), 0);
+	ev = sink_nth(&f->sink, HEARTH_MSG_PLAN_EVENT, 0);
+	assert_string_equal(step_state(ev->body, "close"), "pending");
+
+	report(f, "lamp", "{\"brightness\":50}");
+	assert_int_equal(cmds_to(f, "blind"), 1);
+	assert_cmd(f, "blind", 0, "{\"position\":0}", "p-dep", "i-p-dep", "close");
+	report(f, "blind", "{\"position\":0}");
+	assert_string_equal(jstr(sink_last(&f->sink, HEARTH_MSG_PLAN_EVENT)->body, "state"),
+	                    "completed");
+	assert_int_equal(hearth_resource_active(f->res), 0);
+}
+
+/* A failed dependency fails the plan: what waited for it (also through
+ * another step) is never sent; a step that waits for nothing still runs,
+ * even behind a doomed step on its device, and is undone. */
+static void
+test_after_failed_dependency_fails_plan(void **state)
+{
+	static const struct hs steps[] = {
+	        {"dim", "lamp", "light.brightness", "{\"brightness\":50}", 100},
+	        {"close", "blind", "cover.position", "{\"position\":0}", 0},
+	        {"tv", "tv", "media.power", "{\"on\":true}", 0},
+	        {"later", "blind", "cover.position", "{\"position\":20}", 0},
+	};
+	struct fx *f = *state;
+	struct hearth_plan *p = hand_plan(f, "p-fail", steps, 4);
+	hearth_msg *ev;
+
+	p->steps[1].after = UINT64_C(1) << 0;
+	p->steps[2].after = UINT64_C(1) << 1;
+	run(f, p);
+	assert_int_equal(cmds_to(f, "lamp"), 1);
+	assert_int_equal(cmds_to(f, "blind"), 0);
+	assert_int_equal(cmds_to(f, "tv"), 0);
+	while (cmds_to(f, "blind") == 0 && hearth_resource_next_deadline(f->res) != INT64_MAX)
+		tick_at(f, hearth_resource_next_deadline(f->res));
+	assert_int_equal(cmds_to(f, "lamp"), 3); /* the first and two re-sends */
+	assert_int_equal(cmds_to(f, "blind"), 1);
+	assert_cmd(f, "blind", 0, "{\"position\":20}", "p-fail", "i-p-fail", "later");
+	assert_int_equal(cmds_to(f, "tv"), 0);
+	report(f, "blind", "{\"position\":20}");
+	/* then the plan compensates: the blind goes back */
+	assert_int_equal(cmds_to(f, "blind"), 2);
+	assert_cmd(f, "blind", 1, "{\"position\":100}", "p-fail", "i-p-fail", "later");
+	report(f, "blind", "{\"position\":100}");
+	assert_int_equal(cmds_to(f, "tv"), 0);
+	ev = sink_last(&f->sink, HEARTH_MSG_PLAN_EVENT);
+	assert_string_equal(jstr(ev->body, "state"), "compensated");
+	assert_string_equal(step_state(ev->body, "dim"), "failed");
+	assert_string_equal(step_state(ev->body, "close"), "skipped");
+	assert_string_equal(step_state(ev->body, "tv"), "skipped");
+	assert_string_equal(step_state(ev->body, "later"), "compensated");
+	assert_contains(jstr(ev->body, "reason"), "lamp did not confirm step dim");
+	assert_int_equal(hearth_resource_active(f->res), 0);
+}
+
+/* The dependencies survive the journal, and show as stepid@device. */
+static void
+test_after_in_journal_and_json(void **state)
+{
+	static const struct hs steps[] = {
+	        {"dim", "lamp", "light.brightness", "{\"brightness\":50}", 0},
+	        {"close", "blind", "cover.position", "{\"position\":0}", 0},
+	};
+	struct fx *f = *state;
+	struct hearth_plan *p = hand_plan(f, "p-j", steps, 2), *q;
+	cJSON *j, *sj, *first;
+	char why[128] = "";
+
+	p->steps[1].after = UINT64_C(1) << 0;
+	j = hearth_plan_journal_json(p);
+	assert_non_null(j);
+	q = hearth_plan_from_journal(j, why, sizeof(why));
+	assert_non_null(q);
+	assert_true(q->steps[1].after == (UINT64_C(1) << 0));
+	assert_true(q->steps[0].after == 0);
+	sj = hearth_plan_steps_json(q);
+	assert_json(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(sj, 1), "after"),
+	            "[\"dim@lamp\"]");
+	assert_null(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(sj, 0), "after"));
+	cJSON_Delete(sj);
+	hearth_plan_free(q);
+	/* a step cannot wait for itself or a later one */
+	first = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "steps"), 0);
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(first, "after"), cJSON_CreateNumber(1));
+	assert_null(hearth_plan_from_journal(j, why, sizeof(why)));
+	assert_contains(why, "earlier");
+	cJSON_Delete(j);
+	hearth_plan_free(p);
+}
+
 int
 main(void)
 {
@@ -953,6 +1062,10 @@ main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_max_plans_busy, setup_one_plan, teardown),
 	        cmocka_unit_test_setup_teardown(test_idle, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_after_waits_for_dependency, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_after_failed_dependency_fails_plan, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_after_in_journal_and_json, setup, teardown),
 	};
 
 	hearth_alloc_init();
