@@ -1476,21 +1476,6 @@ hearth_audit_forget(hearth_store *st)
 	}
 }
 
-static void say(char *why, size_t why_len, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static void
-say(char *why, size_t why_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!why || !why_len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, why_len, fmt, ap);
-	va_end(ap);
-}
-
 static bool
 all_hex_then_space(const unsigned char *p, size_t n)
 {
@@ -1524,24 +1509,24 @@ hearth_audit_load_key(const char *path, uint8_t key[HEARTH_AUDIT_KEY_LEN], char 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		err = -errno;
-		say(why, why_len, "cannot open key file %s: %s", path, strerror(errno));
+		store__say(why, why_len, "cannot open key file %s: %s", path, strerror(errno));
 		return err;
 	}
 	if (fstat(fd, &sb) < 0) {
 		err = -errno;
-		say(why, why_len, "cannot read key file %s: %s", path, strerror(errno));
+		store__say(why, why_len, "cannot read key file %s: %s", path, strerror(errno));
 		goto close_fd;
 	}
 	if (!S_ISREG(sb.st_mode)) {
-		say(why, why_len, "key file %s is not a regular file", path);
+		store__say(why, why_len, "key file %s is not a regular file", path);
 		err = HEARTH_E_CONFIG;
 		goto close_fd;
 	}
 	if (sb.st_mode & 077) {
-		say(why, why_len,
-		    "key file %s can be read by other users: chmod 600 it (and make a new "
-		    "key if others may have read it)",
-		    path);
+		store__say(why, why_len,
+		           "key file %s can be read by other users: chmod 600 it (and make a new "
+		           "key if others may have read it)",
+		           path);
 		err = HEARTH_E_CONFIG;
 		goto close_fd;
 	}
@@ -1551,7 +1536,8 @@ hearth_audit_load_key(const char *path, uint8_t key[HEARTH_AUDIT_KEY_LEN], char 
 			continue;
 		if (got < 0) {
 			err = -errno;
-			say(why, why_len, "cannot read key file %s: %s", path, strerror(errno));
+			store__say(why, why_len, "cannot read key file %s: %s", path,
+			           strerror(errno));
 			goto wipe;
 		}
 		if (got == 0)
@@ -1568,10 +1554,10 @@ hearth_audit_load_key(const char *path, uint8_t key[HEARTH_AUDIT_KEY_LEN], char 
 		err = HEARTH_E_CONFIG;
 	}
 	if (err) {
-		say(why, why_len,
-		    "key file %s must hold 64 hex digits or 32 raw bytes (make one with: "
-		    "(umask 077; head -c 32 /dev/urandom > FILE))",
-		    path);
+		store__say(why, why_len,
+		           "key file %s must hold 64 hex digits or 32 raw bytes (make one with: "
+		           "(umask 077; head -c 32 /dev/urandom > FILE))",
+		           path);
 		err = HEARTH_E_CONFIG;
 	}
 wipe:

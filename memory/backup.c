@@ -68,21 +68,6 @@ struct manifest {
 
 /* ==== Helpers ==== */
 
-static void say(char *why, size_t why_len, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static void
-say(char *why, size_t why_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!why || !why_len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, why_len, fmt, ap);
-	va_end(ap);
-}
-
 /* dir "/" name into buf; -ENAMETOOLONG when it does not fit. */
 static int
 join(char *buf, size_t len, const char *dir, const char *name)
@@ -262,10 +247,11 @@ manifest_read(const char *dir, struct manifest *m, char *why, size_t why_len)
 	if (version > MANIFEST_VERSION) {
 		hearth_free(buf);
 		cJSON_Delete(doc);
-		say(why, why_len,
-		    "%s was written by a newer hearth (manifest version %lld): restore with that "
-		    "version",
-		    path, version);
+		store__say(why, why_len,
+		           "%s was written by a newer hearth (manifest version %lld): restore with "
+		           "that "
+		           "version",
+		           path, version);
 		return HEARTH_E_SCHEMA;
 	}
 	if (hearth_json_get_int(doc, "bytes", &bytes) || bytes < 0 ||
@@ -286,15 +272,16 @@ manifest_read(const char *dir, struct manifest *m, char *why, size_t why_len)
 bad:
 	hearth_free(buf);
 	cJSON_Delete(doc);
-	say(why, why_len,
-	    "%s is damaged (%s): use another backup, or delete it to check the copy without its "
-	    "checksum",
-	    path, jwhy);
+	store__say(why, why_len,
+	           "%s is damaged (%s): use another backup, or delete it to check the copy without "
+	           "its "
+	           "checksum",
+	           path, jwhy);
 	return HEARTH_E_CORRUPT;
 io_fail:
 	hearth_free(buf);
-	say(why, why_len, "cannot read %s/%s: %s", dir, HEARTH_BACKUP_MANIFEST,
-	    hearth_strerror(err));
+	store__say(why, why_len, "cannot read %s/%s: %s", dir, HEARTH_BACKUP_MANIFEST,
+	           hearth_strerror(err));
 	return err;
 }
 
@@ -347,8 +334,8 @@ manifest_write(const char *dir, const char *source, const struct hearth_backup_r
 		err = sync_dir(dir);
 fail:
 	if (err)
-		say(why, why_len, "cannot write %s/%s: %s", dir, HEARTH_BACKUP_MANIFEST,
-		    hearth_strerror(err));
+		store__say(why, why_len, "cannot write %s/%s: %s", dir, HEARTH_BACKUP_MANIFEST,
+		           hearth_strerror(err));
 	hearth_free(text);
 	cJSON_Delete(doc);
 	return err;
@@ -388,13 +375,13 @@ walk_db(MDB_txn *txn, MDB_dbi dbi, int db, const char *dir, const char *fix,
 		err = hearth_json_parse(v.mv_data, v.mv_size, &doc, jwhy, sizeof(jwhy));
 		cJSON_Delete(doc);
 		if (err == -ENOMEM) {
-			say(why, why_len, "out of memory checking %s", dir);
+			store__say(why, why_len, "out of memory checking %s", dir);
 			break;
 		}
 		if (err) {
 			show_key(key, sizeof(key), db, &k);
-			say(why, why_len, "%s: %s %s is not valid JSON (%s): %s", dir, what[db],
-			    key, jwhy, fix);
+			store__say(why, why_len, "%s: %s %s is not valid JSON (%s): %s", dir,
+			           what[db], key, jwhy, fix);
 			err = HEARTH_E_CORRUPT;
 			break;
 		}
@@ -405,9 +392,9 @@ walk_db(MDB_txn *txn, MDB_dbi dbi, int db, const char *dir, const char *fix,
 	if (rc != MDB_NOTFOUND)
 		goto lmdb_fail;
 	if ((size_t)n != ms.ms_entries) {
-		say(why, why_len,
-		    "%s: database \"%s\" has %ld readable entries, its header says %zu: %s", dir,
-		    store__db_name(db), n, ms.ms_entries, fix);
+		store__say(why, why_len,
+		           "%s: database \"%s\" has %ld readable entries, its header says %zu: %s",
+		           dir, store__db_name(db), n, ms.ms_entries, fix);
 		return HEARTH_E_CORRUPT;
 	}
 	r->dbs[db].entries = n;
@@ -421,8 +408,8 @@ walk_db(MDB_txn *txn, MDB_dbi dbi, int db, const char *dir, const char *fix,
 	return 0;
 
 lmdb_fail:
-	say(why, why_len, "%s: database \"%s\" cannot be read to its end (%s): %s", dir,
-	    store__db_name(db), mdb_strerror(rc), fix);
+	store__say(why, why_len, "%s: database \"%s\" cannot be read to its end (%s): %s", dir,
+	           store__db_name(db), mdb_strerror(rc), fix);
 	return HEARTH_E_CORRUPT;
 }
 
@@ -466,26 +453,27 @@ check_meta(MDB_txn *txn, MDB_dbi dbi, const char *dir, const char *fix,
 
 	if (meta_text(txn, dbi, "schema_version", buf, sizeof(buf)) != MDB_SUCCESS ||
 	    !parse_i64(buf, &v) || v < 1 || v > INT32_MAX) {
-		say(why, why_len, "%s has no valid schema version in meta: %s", dir, fix);
+		store__say(why, why_len, "%s has no valid schema version in meta: %s", dir, fix);
 		return HEARTH_E_CORRUPT;
 	}
 	r->schema_version = (int)v;
 	if (v > HEARTH_SCHEMA_VERSION) {
-		say(why, why_len,
-		    "%s was written by schema %d, this hearth knows up to %d: restore it with a "
-		    "newer hearth",
-		    dir, r->schema_version, HEARTH_SCHEMA_VERSION);
+		store__say(why, why_len,
+		           "%s was written by schema %d, this hearth knows up to %d: restore it "
+		           "with a "
+		           "newer hearth",
+		           dir, r->schema_version, HEARTH_SCHEMA_VERSION);
 		return HEARTH_E_SCHEMA;
 	}
 	if (meta_text(txn, dbi, "home_id", r->home_id, sizeof(r->home_id)) != MDB_SUCCESS ||
 	    !r->home_id[0]) {
 		r->home_id[0] = '\0';
-		say(why, why_len, "%s has no home id in meta: %s", dir, fix);
+		store__say(why, why_len, "%s has no home id in meta: %s", dir, fix);
 		return HEARTH_E_CORRUPT;
 	}
 	if (meta_text(txn, dbi, "created_at", buf, sizeof(buf)) != MDB_SUCCESS ||
 	    !parse_i64(buf, &r->created_at)) {
-		say(why, why_len, "%s has no valid creation time in meta: %s", dir, fix);
+		store__say(why, why_len, "%s has no valid creation time in meta: %s", dir, fix);
 		return HEARTH_E_CORRUPT;
 	}
 	return 0;
@@ -513,8 +501,8 @@ check_lmdb(const char *dir, const char *fix, struct hearth_backup_report *r, cha
 	if (rc == MDB_SUCCESS)
 		rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOLOCK | MDB_NORDAHEAD, 0600);
 	if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH || rc == MDB_CORRUPTED) {
-		say(why, why_len, "%s/%s is not a readable LMDB store (%s): %s", dir, DATA_FILE,
-		    mdb_strerror(rc), fix);
+		store__say(why, why_len, "%s/%s is not a readable LMDB store (%s): %s", dir,
+		           DATA_FILE, mdb_strerror(rc), fix);
 		err = HEARTH_E_CORRUPT;
 		goto close_env;
 	}
@@ -523,17 +511,17 @@ check_lmdb(const char *dir, const char *fix, struct hearth_backup_report *r, cha
 	if (rc == MDB_SUCCESS)
 		rc = mdb_env_stat(env, &es);
 	if (rc != MDB_SUCCESS) {
-		say(why, why_len, "cannot open %s/%s: %s", dir, DATA_FILE, mdb_strerror(rc));
+		store__say(why, why_len, "cannot open %s/%s: %s", dir, DATA_FILE, mdb_strerror(rc));
 		err = store__map_err(rc);
 		goto close_env;
 	}
 	/* Pages past the end of the file would fault (SIGBUS) when read. */
 	need = ((uint64_t)ei.me_last_pgno + 1) * es.ms_psize;
 	if (r->bytes < need) {
-		say(why, why_len,
-		    "%s/%s is truncated: its last transaction needs %" PRIu64
-		    " bytes, the file has %" PRIu64 ": %s",
-		    dir, DATA_FILE, need, r->bytes, fix);
+		store__say(why, why_len,
+		           "%s/%s is truncated: its last transaction needs %" PRIu64
+		           " bytes, the file has %" PRIu64 ": %s",
+		           dir, DATA_FILE, need, r->bytes, fix);
 		err = HEARTH_E_CORRUPT;
 		goto close_env;
 	}
@@ -541,12 +529,14 @@ check_lmdb(const char *dir, const char *fix, struct hearth_backup_report *r, cha
 	if (rc == MDB_SUCCESS)
 		rc = mdb_dbi_open(txn, store__db_name(HEARTH_DB_META), 0, &dbi);
 	if (rc == MDB_NOTFOUND) {
-		say(why, why_len, "%s holds no hearth store (no meta database): %s", dir, fix);
+		store__say(why, why_len, "%s holds no hearth store (no meta database): %s", dir,
+		           fix);
 		err = HEARTH_E_CORRUPT;
 		goto abort_txn;
 	}
 	if (rc != MDB_SUCCESS) {
-		say(why, why_len, "%s: cannot read meta (%s): %s", dir, mdb_strerror(rc), fix);
+		store__say(why, why_len, "%s: cannot read meta (%s): %s", dir, mdb_strerror(rc),
+		           fix);
 		err = HEARTH_E_CORRUPT;
 		goto abort_txn;
 	}
@@ -560,14 +550,14 @@ check_lmdb(const char *dir, const char *fix, struct hearth_backup_report *r, cha
 		if (rc == MDB_NOTFOUND && i >= dbs_of_schema(r->schema_version))
 			continue;
 		if (rc == MDB_NOTFOUND) {
-			say(why, why_len, "%s lacks the database \"%s\" of schema %d: %s", dir,
-			    store__db_name(i), r->schema_version, fix);
+			store__say(why, why_len, "%s lacks the database \"%s\" of schema %d: %s",
+			           dir, store__db_name(i), r->schema_version, fix);
 			err = HEARTH_E_CORRUPT;
 			goto abort_txn;
 		}
 		if (rc != MDB_SUCCESS) {
-			say(why, why_len, "%s: database \"%s\" cannot be opened (%s): %s", dir,
-			    store__db_name(i), mdb_strerror(rc), fix);
+			store__say(why, why_len, "%s: database \"%s\" cannot be opened (%s): %s",
+			           dir, store__db_name(i), mdb_strerror(rc), fix);
 			err = HEARTH_E_CORRUPT;
 			goto abort_txn;
 		}
@@ -602,21 +592,24 @@ check_store(const char *dir, const uint8_t *audit_key, const char *fix,
 	if (audit_key)
 		err = hearth_audit_set_seal_key(st, audit_key);
 	if (err) {
-		say(why, why_len, "cannot use the audit seal key: %s", hearth_strerror(err));
+		store__say(why, why_len, "cannot use the audit seal key: %s", hearth_strerror(err));
 		goto close_store;
 	}
 	memset(&ar, 0, sizeof(ar));
 	err = hearth_audit_verify(st, &ar);
 	if (err == HEARTH_E_CORRUPT && ar.why[0]) { /* ar.why names the record */
-		say(why, why_len, "%s: the audit chain does not verify: %s; %s", dir, ar.why, fix);
+		store__say(why, why_len, "%s: the audit chain does not verify: %s; %s", dir, ar.why,
+		           fix);
 	} else if (err == HEARTH_E_CORRUPT) {
-		say(why, why_len, "%s: the audit chain does not verify at record %" PRIu64 ": %s",
-		    dir, ar.bad_seq, fix);
+		store__say(why, why_len,
+		           "%s: the audit chain does not verify at record %" PRIu64 ": %s", dir,
+		           ar.bad_seq, fix);
 	} else if (err == HEARTH_E_CONFIG) {
-		say(why, why_len, "%s: the audit chain cannot be verified: %s", dir,
-		    ar.why[0] ? ar.why : "its records are sealed and no seal key was given");
+		store__say(why, why_len, "%s: the audit chain cannot be verified: %s", dir,
+		           ar.why[0] ? ar.why : "its records are sealed and no seal key was given");
 	} else if (err) {
-		say(why, why_len, "%s: cannot read the audit chain: %s", dir, hearth_strerror(err));
+		store__say(why, why_len, "%s: cannot read the audit chain: %s", dir,
+		           hearth_strerror(err));
 	} else {
 		r->audit_checked = true;
 		r->audit_records = ar.records;
@@ -640,39 +633,39 @@ validate(const char *dir, const uint8_t *audit_key, const char *fix, struct hear
 	int fd, err;
 
 	memset(r, 0, sizeof(*r));
-	say(why, why_len, "%s", "");
+	store__say(why, why_len, "%s", "");
 	if (!dir || !dir[0]) {
-		say(why, why_len, "no backup dir given");
+		store__say(why, why_len, "no backup dir given");
 		return HEARTH_E_INVALID;
 	}
 	if ((err = join(path, sizeof(path), dir, DATA_FILE)) ||
 	    (err = join(lock, sizeof(lock), dir, LMDB_LOCK_FILE))) {
-		say(why, why_len, "the path %s is too long", dir);
+		store__say(why, why_len, "the path %s is too long", dir);
 		return err;
 	}
 	if (stat(dir, &sb) < 0) {
 		err = errno == ENOENT || errno == ENOTDIR ? HEARTH_E_NOT_FOUND : -errno;
-		say(why, why_len, "no backup in %s: %s", dir,
-		    err == HEARTH_E_NOT_FOUND ? "it does not exist" : strerror(-err));
+		store__say(why, why_len, "no backup in %s: %s", dir,
+		           err == HEARTH_E_NOT_FOUND ? "it does not exist" : strerror(-err));
 		return err;
 	}
 	if (!S_ISDIR(sb.st_mode)) {
-		say(why, why_len, "no backup in %s: it is not a directory", dir);
+		store__say(why, why_len, "no backup in %s: it is not a directory", dir);
 		return HEARTH_E_NOT_FOUND;
 	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT) {
-		say(why, why_len, "no %s in %s: is it a hearth backup?", DATA_FILE, dir);
+		store__say(why, why_len, "no %s in %s: is it a hearth backup?", DATA_FILE, dir);
 		return HEARTH_E_NOT_FOUND;
 	}
 	if (fd < 0) {
 		err = -errno;
-		say(why, why_len, "cannot read %s: %s", path, strerror(-err));
+		store__say(why, why_len, "cannot read %s: %s", path, strerror(-err));
 		return err;
 	}
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
 		close(fd);
-		say(why, why_len, "%s is not a regular file: %s", path, fix);
+		store__say(why, why_len, "%s is not a regular file: %s", path, fix);
 		return HEARTH_E_CORRUPT;
 	}
 	r->bytes = (uint64_t)sb.st_size;
@@ -680,24 +673,24 @@ validate(const char *dir, const uint8_t *audit_key, const char *fix, struct hear
 	/* The checksum first: LMDB must never map a damaged file. */
 	err = manifest_read(dir, &m, why, why_len);
 	if (!err && m.present && m.bytes != r->bytes) {
-		say(why, why_len,
-		    "%s has %" PRIu64 " bytes, %s recorded %" PRIu64
-		    ": the copy is damaged (truncated or changed), %s",
-		    path, r->bytes, HEARTH_BACKUP_MANIFEST, m.bytes, fix);
+		store__say(why, why_len,
+		           "%s has %" PRIu64 " bytes, %s recorded %" PRIu64
+		           ": the copy is damaged (truncated or changed), %s",
+		           path, r->bytes, HEARTH_BACKUP_MANIFEST, m.bytes, fix);
 		err = HEARTH_E_CORRUPT;
 	}
 	if (!err) {
 		err = file_sha256(fd, r->bytes, r->sha256);
 		if (err)
-			say(why, why_len, "cannot read %s: %s", path, hearth_strerror(err));
+			store__say(why, why_len, "cannot read %s: %s", path, hearth_strerror(err));
 	}
 	close(fd);
 	if (err)
 		return err;
 	if (m.present && strcmp(m.sha256, r->sha256) != 0) {
-		say(why, why_len,
-		    "%s does not match the SHA-256 recorded in %s: the copy is damaged, %s", path,
-		    HEARTH_BACKUP_MANIFEST, fix);
+		store__say(why, why_len,
+		           "%s does not match the SHA-256 recorded in %s: the copy is damaged, %s",
+		           path, HEARTH_BACKUP_MANIFEST, fix);
 		return HEARTH_E_CORRUPT;
 	}
 	r->manifest = m.present;
@@ -759,37 +752,39 @@ hearth_backup_make(const char *data_dir, const char *dest_dir, const uint8_t *au
 	int fd = -1, err, rc;
 
 	memset(r, 0, sizeof(*r));
-	say(why, why_len, "%s", "");
+	store__say(why, why_len, "%s", "");
 	if (!data_dir || !data_dir[0] || !dest_dir || !dest_dir[0]) {
-		say(why, why_len, "a backup needs a data dir and a destination dir");
+		store__say(why, why_len, "a backup needs a data dir and a destination dir");
 		return HEARTH_E_INVALID;
 	}
 	if (join(path, sizeof(path), dest_dir, DATA_FILE)) {
-		say(why, why_len, "the path %s is too long", dest_dir);
+		store__say(why, why_len, "the path %s is too long", dest_dir);
 		return -ENAMETOOLONG;
 	}
 	if (stat(dest_dir, &sb) == 0) {
 		if (!S_ISDIR(sb.st_mode)) {
-			say(why, why_len,
-			    "%s exists and is not a directory: back up into a new or empty "
-			    "directory",
-			    dest_dir);
+			store__say(why, why_len,
+			           "%s exists and is not a directory: back up into a new or empty "
+			           "directory",
+			           dest_dir);
 			return -ENOTDIR;
 		}
 		err = dir_empty(dest_dir);
 		if (err <= 0) {
 			if (err == 0)
-				say(why, why_len,
-				    "%s is not empty: back up into a new or empty directory (a "
-				    "backup never overwrites)",
-				    dest_dir);
+				store__say(
+				        why, why_len,
+				        "%s is not empty: back up into a new or empty directory (a "
+				        "backup never overwrites)",
+				        dest_dir);
 			else
-				say(why, why_len, "cannot read %s: %s", dest_dir, strerror(-err));
+				store__say(why, why_len, "cannot read %s: %s", dest_dir,
+				           strerror(-err));
 			return err == 0 ? HEARTH_E_INVALID : err;
 		}
 	} else if (errno != ENOENT) {
 		err = -errno;
-		say(why, why_len, "cannot use %s: %s", dest_dir, strerror(-err));
+		store__say(why, why_len, "cannot use %s: %s", dest_dir, strerror(-err));
 		return err;
 	}
 
@@ -800,7 +795,7 @@ hearth_backup_make(const char *data_dir, const char *dest_dir, const uint8_t *au
 	if (stat(dest_dir, &sb) < 0) {
 		err = store__make_dirs(dest_dir);
 		if (err) {
-			say(why, why_len, "cannot create %s: %s", dest_dir, strerror(-err));
+			store__say(why, why_len, "cannot create %s: %s", dest_dir, strerror(-err));
 			goto close_store;
 		}
 		created = true;
@@ -808,19 +803,19 @@ hearth_backup_make(const char *data_dir, const char *dest_dir, const uint8_t *au
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		err = -errno;
-		say(why, why_len, "cannot create %s: %s", path, strerror(-err));
+		store__say(why, why_len, "cannot create %s: %s", path, strerror(-err));
 		goto remove_dir;
 	}
 	rc = copy_compact(st, fd);
 	if (rc != MDB_SUCCESS) {
 		err = store__map_err(rc);
-		say(why, why_len, "cannot copy store %s to %s: %s", data_dir, dest_dir,
-		    mdb_strerror(rc));
+		store__say(why, why_len, "cannot copy store %s to %s: %s", data_dir, dest_dir,
+		           mdb_strerror(rc));
 		goto remove_copy;
 	}
 	if (fsync(fd) < 0) {
 		err = -errno;
-		say(why, why_len, "cannot write %s: %s", path, strerror(-err));
+		store__say(why, why_len, "cannot write %s: %s", path, strerror(-err));
 		goto remove_copy;
 	}
 	close(fd);
@@ -830,7 +825,7 @@ hearth_backup_make(const char *data_dir, const char *dest_dir, const uint8_t *au
 	now = hearth_wall_ms();
 	err = sync_dir(dest_dir);
 	if (err) {
-		say(why, why_len, "cannot write %s: %s", dest_dir, strerror(-err));
+		store__say(why, why_len, "cannot write %s: %s", dest_dir, strerror(-err));
 		goto remove_copy;
 	}
 
@@ -840,8 +835,8 @@ hearth_backup_make(const char *data_dir, const char *dest_dir, const uint8_t *au
 	               r, vwhy, sizeof(vwhy));
 	if (err) {
 		/* Keep the evidence; without a manifest no restore takes it. */
-		say(why, why_len, "%s (the copy stays in %s without %s)", vwhy, dest_dir,
-		    HEARTH_BACKUP_MANIFEST);
+		store__say(why, why_len, "%s (the copy stays in %s without %s)", vwhy, dest_dir,
+		           HEARTH_BACKUP_MANIFEST);
 		LOG_DEBUG("backup", "backup of %s into %s does not validate: %s", data_dir,
 		          dest_dir, vwhy);
 		return err;
@@ -880,24 +875,25 @@ lock_data_dir(const char *data_dir, char *why, size_t why_len)
 	int fd, err;
 
 	if (join(path, sizeof(path), data_dir, DAEMON_LOCK_FILE)) {
-		say(why, why_len, "the path %s is too long", data_dir);
+		store__say(why, why_len, "the path %s is too long", data_dir);
 		return -ENAMETOOLONG;
 	}
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		err = -errno;
-		say(why, why_len, "cannot open %s: %s%s", path, strerror(-err),
-		    err == -EACCES ? " (run as the user hearthd runs as)" : "");
+		store__say(why, why_len, "cannot open %s: %s%s", path, strerror(-err),
+		           err == -EACCES ? " (run as the user hearthd runs as)" : "");
 		return err;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		err = errno == EWOULDBLOCK ? HEARTH_E_BUSY : -errno;
 		close(fd);
 		if (err == HEARTH_E_BUSY)
-			say(why, why_len, "hearthd is running with data dir %s: stop hearthd first",
-			    data_dir);
+			store__say(why, why_len,
+			           "hearthd is running with data dir %s: stop hearthd first",
+			           data_dir);
 		else
-			say(why, why_len, "cannot lock %s: %s", path, strerror(-err));
+			store__say(why, why_len, "cannot lock %s: %s", path, strerror(-err));
 		return err;
 	}
 	return fd;
@@ -996,28 +992,29 @@ hearth_backup_restore(const char *backup_dir, const char *data_dir, const uint8_
 	int lock_fd = -1, err;
 
 	memset(r, 0, sizeof(*r));
-	say(why, why_len, "%s", "");
+	store__say(why, why_len, "%s", "");
 	if (!backup_dir || !backup_dir[0] || !data_dir || !data_dir[0]) {
-		say(why, why_len, "a restore needs a backup dir and a data dir");
+		store__say(why, why_len, "a restore needs a backup dir and a data dir");
 		return HEARTH_E_INVALID;
 	}
 	if (join(src, sizeof(src), backup_dir, DATA_FILE) ||
 	    join(live, sizeof(live), data_dir, DATA_FILE) ||
 	    join(tmp, sizeof(tmp), data_dir, RESTORE_TMP) ||
 	    join(lock, sizeof(lock), data_dir, LMDB_LOCK_FILE)) {
-		say(why, why_len, "the path %s or %s is too long", backup_dir, data_dir);
+		store__say(why, why_len, "the path %s or %s is too long", backup_dir, data_dir);
 		return -ENAMETOOLONG;
 	}
 	if (stat(data_dir, &ds) == 0) {
 		if (!S_ISDIR(ds.st_mode)) {
-			say(why, why_len, "%s is not a directory: give the data dir of hearthd",
-			    data_dir);
+			store__say(why, why_len,
+			           "%s is not a directory: give the data dir of hearthd", data_dir);
 			return -ENOTDIR;
 		}
 		if (stat(backup_dir, &bs) == 0 && bs.st_dev == ds.st_dev &&
 		    bs.st_ino == ds.st_ino) {
-			say(why, why_len, "%s is the data dir itself: restore from a backup dir",
-			    backup_dir);
+			store__say(why, why_len,
+			           "%s is the data dir itself: restore from a backup dir",
+			           backup_dir);
 			return HEARTH_E_INVALID;
 		}
 		lock_fd = lock_data_dir(data_dir, why, why_len);
@@ -1025,7 +1022,7 @@ hearth_backup_restore(const char *backup_dir, const char *data_dir, const uint8_
 			return lock_fd;
 	} else if (errno != ENOENT) {
 		err = -errno;
-		say(why, why_len, "cannot use %s: %s", data_dir, strerror(-err));
+		store__say(why, why_len, "cannot use %s: %s", data_dir, strerror(-err));
 		return err;
 	}
 
@@ -1037,7 +1034,7 @@ hearth_backup_restore(const char *backup_dir, const char *data_dir, const uint8_
 	if (lock_fd < 0) {
 		err = store__make_dirs(data_dir);
 		if (err) {
-			say(why, why_len, "cannot create %s: %s", data_dir, strerror(-err));
+			store__say(why, why_len, "cannot create %s: %s", data_dir, strerror(-err));
 			goto unlock;
 		}
 		lock_fd = lock_data_dir(data_dir, why, why_len);
@@ -1048,17 +1045,18 @@ hearth_backup_restore(const char *backup_dir, const char *data_dir, const uint8_
 	}
 	err = copy_file(src, tmp);
 	if (err) {
-		say(why, why_len, "cannot copy %s to %s: %s", src, tmp, hearth_strerror(err));
+		store__say(why, why_len, "cannot copy %s to %s: %s", src, tmp,
+		           hearth_strerror(err));
 		goto remove_tmp;
 	}
 	/* What lands in place is what was validated, byte for byte. */
 	err = path_sha256(tmp, sha);
 	if (err) {
-		say(why, why_len, "cannot read %s back: %s", tmp, hearth_strerror(err));
+		store__say(why, why_len, "cannot read %s back: %s", tmp, hearth_strerror(err));
 		goto remove_tmp;
 	}
 	if (strcmp(sha, r->backup.sha256) != 0) {
-		say(why, why_len, "%s changed while it was being restored: try again", src);
+		store__say(why, why_len, "%s changed while it was being restored: try again", src);
 		err = HEARTH_E_CORRUPT;
 		goto remove_tmp;
 	}
@@ -1069,16 +1067,16 @@ hearth_backup_restore(const char *backup_dir, const char *data_dir, const uint8_
 		if (!err && rename(live, r->kept) < 0)
 			err = -errno;
 		if (err) {
-			say(why, why_len, "cannot set the current store %s aside: %s", live,
-			    hearth_strerror(err));
+			store__say(why, why_len, "cannot set the current store %s aside: %s", live,
+			           hearth_strerror(err));
 			r->kept[0] = '\0';
 			goto remove_tmp;
 		}
 	}
 	if (rename(tmp, live) < 0) {
 		err = -errno;
-		say(why, why_len, "cannot move the restored store into %s: %s", live,
-		    strerror(-err));
+		store__say(why, why_len, "cannot move the restored store into %s: %s", live,
+		           strerror(-err));
 		if (have_live && rename(r->kept, live) == 0)
 			r->kept[0] = '\0';
 		goto remove_tmp;

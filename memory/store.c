@@ -101,11 +101,8 @@ struct hearth_store {
 
 /* ==== Helpers ==== */
 
-static void say(char *why, size_t why_len, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static void
-say(char *why, size_t why_len, const char *fmt, ...)
+void
+store__say(char *why, size_t why_len, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -300,8 +297,9 @@ migrate(hearth_store *st, MDB_txn *txn, int from, char *why, size_t why_len)
 	case 2:
 		break;
 	default:
-		say(why, why_len, "store %s has schema %d, which this hearth cannot migrate to %d",
-		    st->dir, from, HEARTH_SCHEMA_VERSION);
+		store__say(why, why_len,
+		           "store %s has schema %d, which this hearth cannot migrate to %d",
+		           st->dir, from, HEARTH_SCHEMA_VERSION);
 		return HEARTH_E_SCHEMA;
 	}
 	snprintf(num, sizeof(num), "%d", HEARTH_SCHEMA_VERSION);
@@ -311,7 +309,7 @@ migrate(hearth_store *st, MDB_txn *txn, int from, char *why, size_t why_len)
 		rc = meta_put(txn, st->dbi[HEARTH_DB_META], "migrated_from", num);
 	}
 	if (rc != MDB_SUCCESS) {
-		say(why, why_len, "cannot migrate store %s: %s", st->dir, mdb_strerror(rc));
+		store__say(why, why_len, "cannot migrate store %s: %s", st->dir, mdb_strerror(rc));
 		return map_err(rc);
 	}
 	LOG_INFO("store", "store %s migrated from schema %d to %d", st->dir, from,
@@ -362,19 +360,19 @@ meta_load(hearth_store *st, MDB_txn *txn, const char *home_id, char *why, size_t
 	}
 	if (rc == MDB_NOTFOUND ||
 	    (rc == MDB_SUCCESS && (!parse_i64(buf, &v) || v < 1 || v > INT32_MAX))) {
-		say(why, why_len,
-		    "store %s has no valid schema version in meta: restore it from a backup",
-		    st->dir);
+		store__say(why, why_len,
+		           "store %s has no valid schema version in meta: restore it from a backup",
+		           st->dir);
 		return HEARTH_E_CORRUPT;
 	}
 	if (rc != MDB_SUCCESS)
 		goto lmdb_fail;
 	st->schema_version = (int)v;
 	if (st->schema_version > HEARTH_SCHEMA_VERSION) {
-		say(why, why_len,
-		    "store %s was written by schema %d, this hearth knows up to %d: "
-		    "upgrade hearth",
-		    st->dir, st->schema_version, HEARTH_SCHEMA_VERSION);
+		store__say(why, why_len,
+		           "store %s was written by schema %d, this hearth knows up to %d: "
+		           "upgrade hearth",
+		           st->dir, st->schema_version, HEARTH_SCHEMA_VERSION);
 		return HEARTH_E_SCHEMA;
 	}
 
@@ -385,27 +383,30 @@ meta_load(hearth_store *st, MDB_txn *txn, const char *home_id, char *why, size_t
 			rc = MDB_CORRUPTED;
 	}
 	if (rc == MDB_NOTFOUND || rc == MDB_CORRUPTED) {
-		say(why, why_len,
-		    "store %s has an incomplete meta record: restore it from a backup", st->dir);
+		store__say(why, why_len,
+		           "store %s has an incomplete meta record: restore it from a backup",
+		           st->dir);
 		return HEARTH_E_CORRUPT;
 	}
 	if (rc != MDB_SUCCESS)
 		goto lmdb_fail;
 
 	if (home_id && !st->read_only && strcmp(home_id, st->home_id) != 0) {
-		say(why, why_len,
-		    "store %s belongs to home \"%s\", not \"%s\": use that home id or another data "
-		    "dir",
-		    st->dir, st->home_id, home_id);
+		store__say(why, why_len,
+		           "store %s belongs to home \"%s\", not \"%s\": use that home id or "
+		           "another data "
+		           "dir",
+		           st->dir, st->home_id, home_id);
 		return HEARTH_E_CONFIG;
 	}
 
 	if (st->schema_version < HEARTH_SCHEMA_VERSION) {
 		if (st->read_only) {
-			say(why, why_len,
-			    "store %s has schema %d, older than %d: start hearthd once to migrate "
-			    "it",
-			    st->dir, st->schema_version, HEARTH_SCHEMA_VERSION);
+			store__say(why, why_len,
+			           "store %s has schema %d, older than %d: start hearthd once to "
+			           "migrate "
+			           "it",
+			           st->dir, st->schema_version, HEARTH_SCHEMA_VERSION);
 			return HEARTH_E_SCHEMA;
 		}
 		return migrate(st, txn, st->schema_version, why, why_len);
@@ -413,7 +414,7 @@ meta_load(hearth_store *st, MDB_txn *txn, const char *home_id, char *why, size_t
 	return 0;
 
 lmdb_fail:
-	say(why, why_len, "cannot read meta of store %s: %s", st->dir, mdb_strerror(rc));
+	store__say(why, why_len, "cannot read meta of store %s: %s", st->dir, mdb_strerror(rc));
 	return map_err(rc);
 }
 
@@ -450,7 +451,7 @@ open_dbs(hearth_store *st, const char *home_id, char *why, size_t why_len)
 
 	rc = txn_begin(st, st->read_only ? MDB_RDONLY : 0, &txn);
 	if (rc != MDB_SUCCESS) {
-		say(why, why_len, "cannot read store %s: %s", st->dir, mdb_strerror(rc));
+		store__say(why, why_len, "cannot read store %s: %s", st->dir, mdb_strerror(rc));
 		return map_err(rc);
 	}
 	/* meta, episodes and devices exist since schema 1; a read-only open of an
@@ -465,14 +466,14 @@ open_dbs(hearth_store *st, const char *home_id, char *why, size_t why_len)
 		st->have[i] = rc == MDB_SUCCESS;
 	}
 	if (rc == MDB_NOTFOUND) {
-		say(why, why_len, "no store in %s (has hearthd run with --data %s?)", st->dir,
-		    st->dir);
+		store__say(why, why_len, "no store in %s (has hearthd run with --data %s?)",
+		           st->dir, st->dir);
 		err = HEARTH_E_NOT_FOUND;
 		goto abort_txn;
 	}
 	if (rc != MDB_SUCCESS) {
-		say(why, why_len, "cannot open the databases of store %s: %s", st->dir,
-		    mdb_strerror(rc));
+		store__say(why, why_len, "cannot open the databases of store %s: %s", st->dir,
+		           mdb_strerror(rc));
 		err = map_err(rc);
 		goto abort_txn;
 	}
@@ -481,15 +482,16 @@ open_dbs(hearth_store *st, const char *home_id, char *why, size_t why_len)
 		goto abort_txn;
 	rc = seq_load(st, txn);
 	if (rc != MDB_SUCCESS) {
-		say(why, why_len, "cannot read the episodes of store %s: %s", st->dir,
-		    mdb_strerror(rc));
+		store__say(why, why_len, "cannot read the episodes of store %s: %s", st->dir,
+		           mdb_strerror(rc));
 		err = map_err(rc);
 		goto abort_txn;
 	}
 	/* Committing (even a read-only txn) makes the handles usable by later txns. */
 	rc = mdb_txn_commit(txn);
 	if (rc != MDB_SUCCESS) {
-		say(why, why_len, "cannot initialize store %s: %s", st->dir, mdb_strerror(rc));
+		store__say(why, why_len, "cannot initialize store %s: %s", st->dir,
+		           mdb_strerror(rc));
 		return map_err(rc);
 	}
 	return 0;
@@ -513,14 +515,14 @@ hearth_store_open(const struct hearth_store_opts *opts, hearth_store **out, char
 
 	if (out)
 		*out = NULL;
-	say(why, why_len, "%s", "");
+	store__say(why, why_len, "%s", "");
 	if (!opts || !out || !opts->dir || !opts->dir[0]) {
-		say(why, why_len, "no data dir given for the store");
+		store__say(why, why_len, "no data dir given for the store");
 		return HEARTH_E_INVALID;
 	}
 	if (opts->home_id && (!opts->home_id[0] || strlen(opts->home_id) > HOME_ID_MAX)) {
-		say(why, why_len, "home id \"%s\" must have 1 to %d characters", opts->home_id,
-		    HOME_ID_MAX);
+		store__say(why, why_len, "home id \"%s\" must have 1 to %d characters",
+		           opts->home_id, HOME_ID_MAX);
 		return HEARTH_E_CONFIG;
 	}
 
@@ -541,7 +543,8 @@ hearth_store_open(const struct hearth_store_opts *opts, hearth_store **out, char
 	if (!st->read_only) {
 		err = store__make_dirs(st->dir);
 		if (err) {
-			say(why, why_len, "cannot create data dir %s: %s", st->dir, strerror(-err));
+			store__say(why, why_len, "cannot create data dir %s: %s", st->dir,
+			           strerror(-err));
 			goto free_st;
 		}
 		/* The store holds secrets: nobody but its owner reads the folder. */
@@ -559,8 +562,8 @@ hearth_store_open(const struct hearth_store_opts *opts, hearth_store **out, char
 	existed = stat(data_path, &sb) == 0;
 	/* Only a store that is surely absent is "not found"; EACCES is LMDB's to report. */
 	if (!existed && st->read_only && (errno == ENOENT || errno == ENOTDIR)) {
-		say(why, why_len, "no store in %s (has hearthd run with --data %s?)", st->dir,
-		    st->dir);
+		store__say(why, why_len, "no store in %s (has hearthd run with --data %s?)",
+		           st->dir, st->dir);
 		err = HEARTH_E_NOT_FOUND;
 		goto free_st;
 	}
@@ -600,17 +603,17 @@ hearth_store_open(const struct hearth_store_opts *opts, hearth_store **out, char
 
 lmdb_fail:
 	if (rc == MDB_VERSION_MISMATCH || rc == MDB_INVALID || rc == MDB_CORRUPTED)
-		say(why, why_len,
-		    "store %s is not a readable LMDB store (%s): restore it from a "
-		    "backup",
-		    st->dir, mdb_strerror(rc));
+		store__say(why, why_len,
+		           "store %s is not a readable LMDB store (%s): restore it from a "
+		           "backup",
+		           st->dir, mdb_strerror(rc));
 	else
-		say(why, why_len, "cannot open store %s: %s", st->dir, mdb_strerror(rc));
+		store__say(why, why_len, "cannot open store %s: %s", st->dir, mdb_strerror(rc));
 	err = map_err(rc);
 	goto free_st;
 no_mem_st:
 	err = -ENOMEM;
-	say(why, why_len, "out of memory opening store %s", opts->dir);
+	store__say(why, why_len, "out of memory opening store %s", opts->dir);
 free_st:
 	hearth_free(data_path);
 	if (st->env)
@@ -619,7 +622,7 @@ free_st:
 	hearth_free(st);
 	return err;
 no_mem:
-	say(why, why_len, "out of memory opening store %s", opts->dir);
+	store__say(why, why_len, "out of memory opening store %s", opts->dir);
 	return -ENOMEM;
 }
 
@@ -873,7 +876,7 @@ hearth_store_flush(hearth_store *st, char *why, size_t why_len)
 	char a[32], b[32];
 	int rc;
 
-	say(why, why_len, "%s", "");
+	store__say(why, why_len, "%s", "");
 	if (!st)
 		return HEARTH_E_INVALID;
 	if (!st->q_len)
@@ -886,10 +889,11 @@ hearth_store_flush(hearth_store *st, char *why, size_t why_len)
 		if (rc == MDB_MAP_FULL) {
 			fmt_size(a, sizeof(a), map_size_now(st));
 			fmt_size(b, sizeof(b), st->map_max);
-			say(why, why_len,
-			    "store %s is full (%s, ceiling %s): raise store.map_max_mb in the "
-			    "configuration or prune episodes",
-			    st->dir, a, b);
+			store__say(
+			        why, why_len,
+			        "store %s is full (%s, ceiling %s): raise store.map_max_mb in the "
+			        "configuration or prune episodes",
+			        st->dir, a, b);
 			LOG_WARN("store", "dropped %zu pending write(s): store %s is full",
 			         st->q_len, st->dir);
 			queue_clear(st);
@@ -899,7 +903,7 @@ hearth_store_flush(hearth_store *st, char *why, size_t why_len)
 			break;
 	}
 	if (rc != MDB_SUCCESS) {
-		say(why, why_len, "cannot write to store %s: %s", st->dir, mdb_strerror(rc));
+		store__say(why, why_len, "cannot write to store %s: %s", st->dir, mdb_strerror(rc));
 		return map_err(rc);
 	}
 	queue_clear(st);

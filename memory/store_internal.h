@@ -38,6 +38,10 @@ enum hearth_db {
 typedef int (*store__apply_fn)(hearth_store *st, MDB_txn *txn, const void *data, size_t len);
 typedef int (*store__commit_fn)(void *ud, MDB_txn *txn);
 
+/* A one-line reason into why (may be NULL or 0 long), printf-style. */
+void store__say(char *why, size_t why_len, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
 /* The database's name in the environment ("episodes"). */
 const char *store__db_name(enum hearth_db db);
 /* mkdir -p; every directory it creates gets mode 0700. 0 or -errno. */

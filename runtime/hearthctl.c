@@ -37,6 +37,7 @@
 #include "platform/err.h"
 #include "platform/json.h"
 #include "platform/log.h"
+#include "platform/strbuf.h"
 #include "recipes/recipe.h"
 
 #ifndef HEARTH_VERSION
@@ -308,57 +309,6 @@ parse_args(int argc, char **argv, struct ctl *c)
 
 /* ==== Text helpers ==== */
 
-/* A growing string; after an allocation failure it stays NULL (oom). */
-struct sbuf {
-	char *p;
-	size_t len;
-	size_t cap;
-	bool oom;
-};
-
-static void sb_add(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-sb_add(struct sbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (b->oom)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if (b->len + (size_t)n + 1 > b->cap) {
-		size_t cap = (b->len + (size_t)n + 1) * 2;
-		char *p = hearth_realloc(b->p, cap);
-
-		if (!p) {
-			b->oom = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	va_start(ap, fmt);
-	vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-}
-
-/* The text built (the caller frees it), "" when empty, NULL when out of memory. */
-static char *
-sb_take(struct sbuf *b)
-{
-	if (b->oom) {
-		hearth_free(b->p);
-		return NULL;
-	}
-	return b->p ? b->p : hearth_strdup("");
-}
-
 /* Control characters from devices must not reach the terminal. */
 static void
 sanitize(char *s)
@@ -398,27 +348,27 @@ truncate_text(char *s, size_t max)
 
 /* A scalar the way a person reads it; objects and arrays as compact JSON. */
 static void
-sb_value(struct sbuf *b, const cJSON *v)
+sb_value(struct hearth_strbuf *b, const cJSON *v)
 {
 	char *txt;
 
 	if (cJSON_IsString(v)) {
-		sb_add(b, "%s", v->valuestring);
+		hearth_strbuf_addf(b, "%s", v->valuestring);
 	} else if (cJSON_IsBool(v)) {
-		sb_add(b, "%s", cJSON_IsTrue(v) ? "true" : "false");
+		hearth_strbuf_addf(b, "%s", cJSON_IsTrue(v) ? "true" : "false");
 	} else if (cJSON_IsNumber(v)) {
 		double d = v->valuedouble;
 
 		if (d >= -1e15 && d <= 1e15 && d == (double)(long long)d)
-			sb_add(b, "%lld", (long long)d);
+			hearth_strbuf_addf(b, "%lld", (long long)d);
 		else
-			sb_add(b, "%g", d);
+			hearth_strbuf_addf(b, "%g", d);
 	} else if (!v || cJSON_IsNull(v)) {
-		sb_add(b, "-");
+		hearth_strbuf_addf(b, "-");
 	} else {
 		txt = hearth_json_print(v);
 		if (txt)
-			sb_add(b, "%s", txt);
+			hearth_strbuf_addf(b, "%s", txt);
 		else
 			b->oom = true;
 		hearth_free(txt);
@@ -427,7 +377,7 @@ sb_value(struct sbuf *b, const cJSON *v)
 
 /* "key=value" pairs of an object, joined by sep; "-" when empty. */
 static void
-sb_pairs(struct sbuf *b, const cJSON *obj, const char *sep)
+sb_pairs(struct hearth_strbuf *b, const cJSON *obj, const char *sep)
 {
 	const cJSON *it;
 	bool first = true;
@@ -436,16 +386,16 @@ sb_pairs(struct sbuf *b, const cJSON *obj, const char *sep)
 	{
 		if (!it->string)
 			continue;
-		sb_add(b, "%s%s=", first ? "" : sep, it->string);
+		hearth_strbuf_addf(b, "%s%s=", first ? "" : sep, it->string);
 		sb_value(b, it);
 		first = false;
 	}
 	if (first)
-		sb_add(b, "-");
+		hearth_strbuf_addf(b, "-");
 }
 
 static void
-sb_local_time(struct sbuf *b, double ms)
+sb_local_time(struct hearth_strbuf *b, double ms)
 {
 	time_t t = (time_t)(ms / 1000);
 	char buf[32];
@@ -453,27 +403,27 @@ sb_local_time(struct sbuf *b, double ms)
 
 	if (ms <= 0 || !localtime_r(&t, &tm) ||
 	    !strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm)) {
-		sb_add(b, "-");
+		hearth_strbuf_addf(b, "-");
 		return;
 	}
-	sb_add(b, "%s", buf);
+	hearth_strbuf_addf(b, "%s", buf);
 }
 
 static void
-sb_duration(struct sbuf *b, long long s)
+sb_duration(struct hearth_strbuf *b, long long s)
 {
 	if (s < 60)
-		sb_add(b, "%llds", s);
+		hearth_strbuf_addf(b, "%llds", s);
 	else if (s < 3600)
-		sb_add(b, "%lldm %02llds", s / 60, s % 60);
+		hearth_strbuf_addf(b, "%lldm %02llds", s / 60, s % 60);
 	else if (s < 86400)
-		sb_add(b, "%lldh %02lldm", s / 3600, s % 3600 / 60);
+		hearth_strbuf_addf(b, "%lldh %02lldm", s / 3600, s % 3600 / 60);
 	else
-		sb_add(b, "%lldd %lldh", s / 86400, s % 86400 / 3600);
+		hearth_strbuf_addf(b, "%lldd %lldh", s / 86400, s % 86400 / 3600);
 }
 
 static void
-sb_size(struct sbuf *b, double bytes)
+sb_size(struct hearth_strbuf *b, double bytes)
 {
 	static const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
 	int u = 0;
@@ -482,7 +432,8 @@ sb_size(struct sbuf *b, double bytes)
 		bytes /= 1024;
 		u++;
 	}
-	sb_add(b, bytes == (double)(long long)bytes ? "%.0f %s" : "%.1f %s", bytes, unit[u]);
+	hearth_strbuf_addf(b, bytes == (double)(long long)bytes ? "%.0f %s" : "%.1f %s", bytes,
+	                   unit[u]);
 }
 
 /* ==== Tables ==== */
@@ -501,13 +452,13 @@ struct table {
 
 /* Add a row of ncols cells built in b[]; takes them. Returns -ENOMEM. */
 static int
-table_add(struct table *t, struct sbuf *b)
+table_add(struct table *t, struct hearth_strbuf *b)
 {
 	char *row[COLS_MAX];
 	int err = 0;
 
 	for (size_t c = 0; c < t->ncols; c++) {
-		row[c] = sb_take(&b[c]);
+		row[c] = hearth_strbuf_take(&b[c]);
 		memset(&b[c], 0, sizeof(b[c]));
 		if (!row[c])
 			err = -ENOMEM;
@@ -617,7 +568,7 @@ print_status(const cJSON *st)
 	}
 	cJSON_ArrayForEach(it, st)
 	{
-		struct sbuf label = {0}, val = {0};
+		struct hearth_strbuf label = {0}, val = {0};
 		size_t n;
 		char *l, *v;
 
@@ -625,23 +576,23 @@ print_status(const cJSON *st)
 			continue;
 		n = strlen(it->string);
 		if (n > 2 && !strcmp(it->string + n - 2, "_s") && cJSON_IsNumber(it)) {
-			sb_add(&label, "%.*s", (int)(n - 2), it->string);
+			hearth_strbuf_addf(&label, "%.*s", (int)(n - 2), it->string);
 			sb_duration(&val, (long long)it->valuedouble);
 		} else if (n > 6 && !strcmp(it->string + n - 6, "_bytes") && cJSON_IsNumber(it)) {
-			sb_add(&label, "%.*s", (int)(n - 6), it->string);
+			hearth_strbuf_addf(&label, "%.*s", (int)(n - 6), it->string);
 			sb_size(&val, it->valuedouble);
 		} else if (n > 3 && !strcmp(it->string + n - 3, "_at") && cJSON_IsNumber(it)) {
-			sb_add(&label, "%s", it->string);
+			hearth_strbuf_addf(&label, "%s", it->string);
 			sb_local_time(&val, it->valuedouble);
 		} else {
-			sb_add(&label, "%s", it->string);
+			hearth_strbuf_addf(&label, "%s", it->string);
 			if (cJSON_IsBool(it))
-				sb_add(&val, "%s", cJSON_IsTrue(it) ? "yes" : "no");
+				hearth_strbuf_addf(&val, "%s", cJSON_IsTrue(it) ? "yes" : "no");
 			else
 				sb_value(&val, it);
 		}
-		l = sb_take(&label);
-		v = sb_take(&val);
+		l = hearth_strbuf_take(&label);
+		v = hearth_strbuf_take(&val);
 		if (l && v) {
 			for (char *p = l; *p; p++)
 				if (*p == '_')
@@ -689,30 +640,31 @@ print_devices(const cJSON *arr)
 	}
 	cJSON_ArrayForEach(d, arr)
 	{
-		struct sbuf b[7] = {{0}};
+		struct hearth_strbuf b[7] = {{0}};
 		const cJSON *online = cJSON_GetObjectItemCaseSensitive(d, "online");
 		bool first = true;
 
 		if (!cJSON_IsObject(d))
 			continue;
-		sb_add(&b[0], "%s", str_or(d, "id", "?"));
-		sb_add(&b[1], "%s", str_or(d, "name", "-"));
-		sb_add(&b[2], "%s", str_or(d, "room", "-"));
-		sb_add(&b[3], "%s", str_or(d, "kind", "-"));
-		sb_add(&b[4], "%s",
-		       cJSON_IsTrue(online)    ? "online"
-		       : cJSON_IsFalse(online) ? "offline"
-		                               : "?");
+		hearth_strbuf_addf(&b[0], "%s", str_or(d, "id", "?"));
+		hearth_strbuf_addf(&b[1], "%s", str_or(d, "name", "-"));
+		hearth_strbuf_addf(&b[2], "%s", str_or(d, "room", "-"));
+		hearth_strbuf_addf(&b[3], "%s", str_or(d, "kind", "-"));
+		hearth_strbuf_addf(&b[4], "%s",
+		                   cJSON_IsTrue(online)    ? "online"
+		                   : cJSON_IsFalse(online) ? "offline"
+		                                           : "?");
 		sb_pairs(&b[5], hearth_json_obj(d, "state"), " ");
 		cJSON_ArrayForEach(it, hearth_json_arr(d, "capabilities"))
 		{
 			if (cJSON_IsString(it)) {
-				sb_add(&b[6], "%s%s", first ? "" : ",", it->valuestring);
+				hearth_strbuf_addf(&b[6], "%s%s", first ? "" : ",",
+				                   it->valuestring);
 				first = false;
 			}
 		}
 		if (first)
-			sb_add(&b[6], "-");
+			hearth_strbuf_addf(&b[6], "-");
 		err = table_add(&t, b);
 		if (err)
 			break;
@@ -729,7 +681,7 @@ print_devices(const cJSON *arr)
 
 /* "3 (2 confirmed, 1 failed)": step count, then counts per state in first-seen order. */
 static void
-sb_steps(struct sbuf *b, const cJSON *steps)
+sb_steps(struct hearth_strbuf *b, const cJSON *steps)
 {
 	const char *state[16];
 	int count[16], nstates = 0, total = 0;
@@ -750,11 +702,11 @@ sb_steps(struct sbuf *b, const cJSON *steps)
 		if (i < nstates)
 			count[i]++;
 	}
-	sb_add(b, "%d", total);
+	hearth_strbuf_addf(b, "%d", total);
 	for (int i = 0; i < nstates; i++)
-		sb_add(b, "%s%d %s", i ? ", " : " (", count[i], state[i]);
+		hearth_strbuf_addf(b, "%s%d %s", i ? ", " : " (", count[i], state[i]);
 	if (nstates)
-		sb_add(b, ")");
+		hearth_strbuf_addf(b, ")");
 }
 
 static int
@@ -775,7 +727,7 @@ print_episodes(const cJSON *arr)
 	}
 	cJSON_ArrayForEach(e, arr)
 	{
-		struct sbuf b[6] = {{0}};
+		struct hearth_strbuf b[6] = {{0}};
 		const char *intent = str_or(e, "intent", str_or(e, "recipe", "-"));
 		const cJSON *lat = hearth_json_obj(e, "latency_ms");
 		double ts = 0, total;
@@ -784,14 +736,14 @@ print_episodes(const cJSON *arr)
 			continue;
 		hearth_json_get_num(e, "ts", &ts);
 		sb_local_time(&b[0], ts);
-		sb_add(&b[1], "%s", str_or(e, "outcome", "-"));
-		sb_add(&b[2], "%s", intent);
+		hearth_strbuf_addf(&b[1], "%s", str_or(e, "outcome", "-"));
+		hearth_strbuf_addf(&b[2], "%s", intent);
 		sb_pairs(&b[3], hearth_json_obj(e, "slots"), ",");
 		sb_steps(&b[4], hearth_json_arr(e, "steps"));
 		if (lat && hearth_json_get_num(lat, "total", &total) == 0)
-			sb_add(&b[5], "%.0f ms", total);
+			hearth_strbuf_addf(&b[5], "%.0f ms", total);
 		else
-			sb_add(&b[5], "-");
+			hearth_strbuf_addf(&b[5], "-");
 		err = table_add(&t, b);
 		if (err)
 			break;
@@ -1179,9 +1131,9 @@ print_json_with(cJSON *o, const char *key, const char *val, const char *key2, co
 
 /* Print the text built in b as one line; the exit status. */
 static int
-put_line(struct sbuf *b)
+put_line(struct hearth_strbuf *b)
 {
-	char *line = sb_take(b);
+	char *line = hearth_strbuf_take(b);
 
 	memset(b, 0, sizeof(*b));
 	if (!line) {
@@ -1225,7 +1177,7 @@ cmd_backup(const struct ctl *c)
 {
 	struct hearth_backup_report r;
 	uint8_t key[HEARTH_AUDIT_KEY_LEN];
-	struct sbuf b = {0};
+	struct hearth_strbuf b = {0};
 	const uint8_t *k;
 	char why[1024];
 	int err;
@@ -1244,15 +1196,16 @@ cmd_backup(const struct ctl *c)
 	}
 	if (c->json)
 		return print_json_with(backup_json(&r), "backup", c->target, "data_dir", c->dir);
-	sb_add(&b, "backup %s: ", c->target);
+	hearth_strbuf_addf(&b, "backup %s: ", c->target);
 	sb_size(&b, (double)r.bytes);
-	sb_add(&b, ", schema %d, %ld episode%s, ", r.schema_version, r.episodes,
-	       r.episodes == 1 ? "" : "s");
+	hearth_strbuf_addf(&b, ", schema %d, %ld episode%s, ", r.schema_version, r.episodes,
+	                   r.episodes == 1 ? "" : "s");
 	if (r.audit_checked)
-		sb_add(&b, "audit chain verifies (%llu record%s)",
-		       (unsigned long long)r.audit_records, r.audit_records == 1 ? "" : "s");
+		hearth_strbuf_addf(&b, "audit chain verifies (%llu record%s)",
+		                   (unsigned long long)r.audit_records,
+		                   r.audit_records == 1 ? "" : "s");
 	else
-		sb_add(&b, "no audit chain (schema %d)", r.schema_version);
+		hearth_strbuf_addf(&b, "no audit chain (schema %d)", r.schema_version);
 	return put_line(&b);
 }
 
@@ -1260,35 +1213,37 @@ cmd_backup(const struct ctl *c)
 static int
 print_restore_checks(const struct hearth_backup_report *r)
 {
-	struct sbuf b = {0};
+	struct hearth_strbuf b = {0};
 	int rc;
 
-	sb_add(&b, "  data     ");
+	hearth_strbuf_addf(&b, "  data     ");
 	sb_size(&b, (double)r->bytes);
 	if (r->manifest) {
-		sb_add(&b, ", SHA-256 matches backup.json (backup made ");
+		hearth_strbuf_addf(&b, ", SHA-256 matches backup.json (backup made ");
 		sb_local_time(&b, (double)r->backup_at);
-		sb_add(&b, ")");
+		hearth_strbuf_addf(&b, ")");
 	} else {
-		sb_add(&b, ", no backup.json: no checksum to compare");
+		hearth_strbuf_addf(&b, ", no backup.json: no checksum to compare");
 	}
 	rc = put_line(&b);
-	sb_add(&b, "  schema   %d", r->schema_version);
+	hearth_strbuf_addf(&b, "  schema   %d", r->schema_version);
 	if (r->schema_version < HEARTH_SCHEMA_VERSION)
-		sb_add(&b, " (hearthd migrates it to %d when it starts)", HEARTH_SCHEMA_VERSION);
-	sb_add(&b, ", home \"%s\", store created ", r->home_id);
+		hearth_strbuf_addf(&b, " (hearthd migrates it to %d when it starts)",
+		                   HEARTH_SCHEMA_VERSION);
+	hearth_strbuf_addf(&b, ", home \"%s\", store created ", r->home_id);
 	sb_local_time(&b, (double)r->created_at);
 	rc |= put_line(&b);
-	sb_add(&b,
-	       "  records  every database read to its end (%ld entries); %ld episodes, %ld "
-	       "devices, %ld journal entries are valid JSON",
-	       r->entries, r->episodes, r->devices, r->journal);
+	hearth_strbuf_addf(
+	        &b,
+	        "  records  every database read to its end (%ld entries); %ld episodes, %ld "
+	        "devices, %ld journal entries are valid JSON",
+	        r->entries, r->episodes, r->devices, r->journal);
 	rc |= put_line(&b);
 	if (r->audit_checked)
-		sb_add(&b, "  audit    the chain verifies (%llu records)",
-		       (unsigned long long)r->audit_records);
+		hearth_strbuf_addf(&b, "  audit    the chain verifies (%llu records)",
+		                   (unsigned long long)r->audit_records);
 	else
-		sb_add(&b, "  audit    none in schema %d", r->schema_version);
+		hearth_strbuf_addf(&b, "  audit    none in schema %d", r->schema_version);
 	rc |= put_line(&b);
 	return rc;
 }
@@ -1361,7 +1316,7 @@ print_health(const cJSON *h)
 	const cJSON *it, *store = hearth_json_obj(h, "store");
 	const cJSON *dbs = cJSON_GetObjectItemCaseSensitive(h, "databases");
 	cJSON *flat = cJSON_CreateObject(), *used = NULL;
-	struct sbuf b = {0};
+	struct hearth_strbuf b = {0};
 	double size = 0, in_use = 0, ms;
 	bool ok = flat != NULL;
 	int err = 0, rc;
@@ -1375,11 +1330,11 @@ print_health(const cJSON *h)
 		hearth_json_get_num(store, "map_size", &size);
 		hearth_json_get_num(store, "map_used", &in_use);
 		sb_size(&b, in_use);
-		sb_add(&b, " of ");
+		hearth_strbuf_addf(&b, " of ");
 		sb_size(&b, size);
-		sb_add(&b, " (%.2f %%)", size > 0 ? 100 * in_use / size : 0.0);
-		used = cJSON_CreateString(b.p ? b.p : "");
-		hearth_free(b.p);
+		hearth_strbuf_addf(&b, " (%.2f %%)", size > 0 ? 100 * in_use / size : 0.0);
+		used = cJSON_CreateString(b.buf ? b.buf : "");
+		hearth_free(b.buf);
 		ok = !b.oom && used && cJSON_AddItemToObject(flat, "store_used", used);
 		if (!ok)
 			cJSON_Delete(used);
@@ -1411,9 +1366,10 @@ print_health(const cJSON *h)
 	/* [{"name":..,"entries":..}] (hearthd), or {"name":entries}. */
 	cJSON_ArrayForEach(it, dbs)
 	{
-		struct sbuf row[2] = {{0}};
+		struct hearth_strbuf row[2] = {{0}};
 
-		sb_add(&row[0], "%s", it->string ? it->string : str_or(it, "name", "?"));
+		hearth_strbuf_addf(&row[0], "%s",
+		                   it->string ? it->string : str_or(it, "name", "?"));
 		sb_value(&row[1],
 		         it->string ? it : cJSON_GetObjectItemCaseSensitive(it, "entries"));
 		err = table_add(&t, row);
@@ -1748,21 +1704,21 @@ cmd_audit(const struct ctl *c)
 
 /* args as a person reads them: "on, brightness 30". */
 static void
-sb_args(struct sbuf *b, const cJSON *args)
+sb_args(struct hearth_strbuf *b, const cJSON *args)
 {
 	const cJSON *a;
 	bool first = true;
 
 	cJSON_ArrayForEach(a, args)
 	{
-		sb_add(b, "%s", first ? "" : ", ");
+		hearth_strbuf_addf(b, "%s", first ? "" : ", ");
 		first = false;
 		if (cJSON_IsBool(a))
-			sb_add(b, "%s%s", cJSON_IsTrue(a) ? "" : "not ", a->string);
+			hearth_strbuf_addf(b, "%s%s", cJSON_IsTrue(a) ? "" : "not ", a->string);
 		else if (cJSON_IsNumber(a))
-			sb_add(b, "%s %g", a->string, a->valuedouble);
+			hearth_strbuf_addf(b, "%s %g", a->string, a->valuedouble);
 		else
-			sb_add(b, "%s", a->string);
+			hearth_strbuf_addf(b, "%s", a->string);
 	}
 }
 
@@ -1775,7 +1731,7 @@ print_plan(const struct ctl *c, const cJSON *r)
 	        .head = {"STEP", "DEVICE", "CAPABILITY", "SET", "STATE"},
 	        .max = {24, 32, 24, 40, 0},
 	};
-	struct sbuf slots = {0};
+	struct hearth_strbuf slots = {0};
 	char *text;
 	int err = 0;
 
@@ -1786,20 +1742,20 @@ print_plan(const struct ctl *c, const cJSON *r)
 		return 1;
 	}
 	sb_pairs(&slots, hearth_json_obj(r, "slots"), " ");
-	text = sb_take(&slots);
+	text = hearth_strbuf_take(&slots);
 	printf("%s (recipe %s)%s%s: plan %s, %s, nothing sent\n", str_or(r, "intent", "?"),
 	       str_or(r, "recipe", "?"), text && text[0] ? ", " : "", text ? text : "",
 	       str_or(r, "plan_id", "?"), str_or(r, "state", "?"));
 	hearth_free(text);
 	cJSON_ArrayForEach(st, steps)
 	{
-		struct sbuf b[5] = {{0}};
+		struct hearth_strbuf b[5] = {{0}};
 
-		sb_add(&b[0], "%s", str_or(st, "id", "?"));
-		sb_add(&b[1], "%s", str_or(st, "device", "?"));
-		sb_add(&b[2], "%s", str_or(st, "capability", "?"));
+		hearth_strbuf_addf(&b[0], "%s", str_or(st, "id", "?"));
+		hearth_strbuf_addf(&b[1], "%s", str_or(st, "device", "?"));
+		hearth_strbuf_addf(&b[2], "%s", str_or(st, "capability", "?"));
 		sb_args(&b[3], hearth_json_obj(st, "args"));
-		sb_add(&b[4], "%s", str_or(st, "state", "?"));
+		hearth_strbuf_addf(&b[4], "%s", str_or(st, "state", "?"));
 		if ((err = table_add(&t, b)))
 			break;
 	}

@@ -20,6 +20,7 @@
 #include "platform/id.h"
 #include "platform/json.h"
 #include "platform/log.h"
+#include "platform/strbuf.h"
 #include "recipes/capability.h"
 #include "recipes/matcher.h"
 
@@ -142,53 +143,9 @@ hearth_orch_refuse(hearth_msg *m, const char *code, const char *detail, const he
 	hearth_post(out, &r);
 }
 
-/* ==== Text: a small growing buffer for the rationale ==== */
-
-struct text {
-	char *buf;
-	size_t len, cap;
-	bool oom;
-};
-
-static void text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-text_add(struct text *t, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (t->oom)
-		return;
-	for (;;) {
-		size_t room = t->cap - t->len;
-
-		va_start(ap, fmt);
-		n = vsnprintf(t->buf ? t->buf + t->len : NULL, t->buf ? room : 0, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			t->oom = true;
-			return;
-		}
-		if (t->buf && (size_t)n < room) {
-			t->len += (size_t)n;
-			return;
-		}
-		size_t ncap = (t->cap ? t->cap * 2 : 256) + (size_t)n;
-		char *nb = hearth_realloc(t->buf, ncap);
-
-		if (!nb) {
-			t->oom = true;
-			return;
-		}
-		t->buf = nb;
-		t->cap = ncap;
-	}
-}
-
 /* "on, brightness 30" */
 static void
-text_args(struct text *t, const cJSON *args)
+text_args(struct hearth_strbuf *t, const cJSON *args)
 {
 	const cJSON *a;
 	bool first = true;
@@ -199,11 +156,12 @@ text_args(struct text *t, const cJSON *args)
 
 		first = false;
 		if (cJSON_IsBool(a))
-			text_add(t, "%s%s%s", sep, cJSON_IsTrue(a) ? "" : "not ", a->string);
+			hearth_strbuf_addf(t, "%s%s%s", sep, cJSON_IsTrue(a) ? "" : "not ",
+			                   a->string);
 		else if (cJSON_IsNumber(a))
-			text_add(t, "%s%s %g", sep, a->string, a->valuedouble);
+			hearth_strbuf_addf(t, "%s%s %g", sep, a->string, a->valuedouble);
 		else
-			text_add(t, "%s%s", sep, a->string);
+			hearth_strbuf_addf(t, "%s%s", sep, a->string);
 	}
 }
 
@@ -370,7 +328,7 @@ resolve_slots(const struct hearth_recipe *r, const cJSON *given, cJSON **out, ch
 /* Fill the plan's steps from the recipe; notes go into the rationale. */
 static int
 bind_steps(hearth_orch *o, const struct hearth_recipe *r, struct hearth_plan *p,
-           struct text *why_text, char *why, size_t wl)
+           struct hearth_strbuf *why_text, char *why, size_t wl)
 {
 	const struct hearth_device *devs[CONFIG_HEARTH_MAX_PLAN_STEPS];
 	int n = 0, offline = 0;
@@ -393,15 +351,16 @@ bind_steps(hearth_orch *o, const struct hearth_recipe *r, struct hearth_plan *p,
 			}
 			d = devs[j];
 			if (d->online == 0) {
-				text_add(why_text, "%s%s is offline and is left out. ",
-				         offline++ ? "" : "Note: ", dev_label(d));
+				hearth_strbuf_addf(why_text, "%s%s is offline and is left out. ",
+				                   offline++ ? "" : "Note: ", dev_label(d));
 				continue;
 			}
 			if (!drivable(o, d->transport)) {
-				text_add(why_text,
-				         "%s%s speaks %s, which this hub cannot drive yet, and is "
-				         "left out. ",
-				         offline++ ? "" : "Note: ", dev_label(d), d->transport);
+				hearth_strbuf_addf(
+				        why_text,
+				        "%s%s speaks %s, which this hub cannot drive yet, and is "
+				        "left out. ",
+				        offline++ ? "" : "Note: ", dev_label(d), d->transport);
 				continue;
 			}
 			st = &p->steps[n];
@@ -434,10 +393,10 @@ bind_steps(hearth_orch *o, const struct hearth_recipe *r, struct hearth_plan *p,
 			}
 			if (!st->optimistic && holds(cond, d->state)) {
 				cJSON *now_vals = values_of(cond, d->state);
-				struct text note = {0};
+				struct hearth_strbuf note = {0};
 
 				st->state = HEARTH_STEP_SKIPPED;
-				text_add(&note, "already ");
+				hearth_strbuf_addf(&note, "already ");
 				text_args(&note, now_vals);
 				st->note = note.buf;
 				cJSON_Delete(now_vals);
@@ -454,44 +413,47 @@ bind_steps(hearth_orch *o, const struct hearth_recipe *r, struct hearth_plan *p,
 
 static void
 write_rationale(hearth_orch *o, const struct hearth_recipe *r, struct hearth_plan *p,
-                struct text *t, const char *notes)
+                struct hearth_strbuf *t, const char *notes)
 {
 	const char *room = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(p->slots, "room"))
 	                           ? cJSON_GetObjectItemCaseSensitive(p->slots, "room")->valuestring
 	                           : NULL;
 	int acting = 0, skipped = 0;
 
-	text_add(t, "%s%s%s: ", r->title ? r->title : r->id, room ? " in " : "", room ? room : "");
+	hearth_strbuf_addf(t, "%s%s%s: ", r->title ? r->title : r->id, room ? " in " : "",
+	                   room ? room : "");
 	for (int i = 0; i < p->nsteps; i++) {
 		const struct hearth_step *st = &p->steps[i];
 		const struct hearth_device *d = hearth_context_device(o->ctx, st->device);
 
 		if (st->state == HEARTH_STEP_SKIPPED)
 			continue;
-		text_add(t, "%s%s (%s) to ", acting++ ? "; set " : "set ",
-		         d ? dev_label(d) : st->device, st->id);
+		hearth_strbuf_addf(t, "%s%s (%s) to ", acting++ ? "; set " : "set ",
+		                   d ? dev_label(d) : st->device, st->id);
 		text_args(t, st->args);
 		if (st->optimistic)
-			text_add(t, " (it does not report state, so it is trusted when sent)");
+			hearth_strbuf_addf(
+			        t, " (it does not report state, so it is trusted when sent)");
 	}
 	if (!acting)
-		text_add(t, "nothing to do");
-	text_add(t, ". ");
+		hearth_strbuf_addf(t, "nothing to do");
+	hearth_strbuf_addf(t, ". ");
 	for (int i = 0; i < p->nsteps; i++) {
 		const struct hearth_step *st = &p->steps[i];
 		const struct hearth_device *d = hearth_context_device(o->ctx, st->device);
 
 		if (st->state != HEARTH_STEP_SKIPPED)
 			continue;
-		text_add(t, "%s%s is left alone: %s", skipped++ ? "; " : "",
-		         d ? dev_label(d) : st->device, st->note ? st->note : "already holds");
+		hearth_strbuf_addf(t, "%s%s is left alone: %s", skipped++ ? "; " : "",
+		                   d ? dev_label(d) : st->device,
+		                   st->note ? st->note : "already holds");
 	}
 	if (skipped)
-		text_add(t, ". ");
+		hearth_strbuf_addf(t, ". ");
 	if (!acting)
-		text_add(t, "Every step already holds, so the plan is complete. ");
+		hearth_strbuf_addf(t, "Every step already holds, so the plan is complete. ");
 	if (notes && notes[0])
-		text_add(t, "%s", notes);
+		hearth_strbuf_addf(t, "%s", notes);
 	while (t->len && t->buf[t->len - 1] == ' ')
 		t->buf[--t->len] = '\0';
 }
@@ -507,7 +469,7 @@ write_rationale(hearth_orch *o, const struct hearth_recipe *r, struct hearth_pla
  */
 static int
 apply_policy(hearth_orch *o, hearth_msg *m, struct hearth_plan *p, const hearth_now *now,
-             struct text *notes, const hearth_outbox *out)
+             struct hearth_strbuf *notes, const hearth_outbox *out)
 {
 	struct hearth_policy_env env = {
 	        .ctx = o->ctx, .local_minute = now->local_minute, .can_approve = false};
@@ -529,7 +491,7 @@ apply_policy(hearth_orch *o, hearth_msg *m, struct hearth_plan *p, const hearth_
 		return 1;
 	}
 	if (res.notes)
-		text_add(notes, "%s ", res.notes);
+		hearth_strbuf_addf(notes, "%s ", res.notes);
 	hearth_policy_result_clear(&res);
 	return 0;
 }
@@ -551,7 +513,7 @@ drop_step(struct hearth_plan *p, int i)
 
 /* A finding into the plan's critique and, as one sentence, the rationale notes. */
 static int
-finding(struct hearth_plan *p, struct text *notes, const char *kind, const char *label,
+finding(struct hearth_plan *p, struct hearth_strbuf *notes, const char *kind, const char *label,
         const char *detail)
 {
 	cJSON *f = cJSON_CreateObject();
@@ -562,7 +524,7 @@ finding(struct hearth_plan *p, struct text *notes, const char *kind, const char 
 		cJSON_Delete(f);
 		return -ENOMEM;
 	}
-	text_add(notes, "%s: %s. ", label, detail);
+	hearth_strbuf_addf(notes, "%s: %s. ", label, detail);
 	return 0;
 }
 
@@ -589,7 +551,8 @@ value_str(const cJSON *v, char *buf, size_t len)
  * consent. Findings go into p->critique and the notes. 0 or -ENOMEM.
  */
 static int
-critique(hearth_orch *o, const struct hearth_recipe *r, struct hearth_plan *p, struct text *notes)
+critique(hearth_orch *o, const struct hearth_recipe *r, struct hearth_plan *p,
+         struct hearth_strbuf *notes)
 {
 	const hearth_privacy *g = o->ctx ? hearth_context_guard(o->ctx) : NULL;
 	char buf[512], va[64], vb[64];
@@ -713,7 +676,7 @@ on_intent(hearth_orch *o, hearth_msg *m, const hearth_now *now, const hearth_out
 	const struct hearth_recipe *r;
 	const char *intent = NULL, *text = NULL;
 	struct hearth_plan *p = NULL;
-	struct text rationale = {0}, notes = {0};
+	struct hearth_strbuf rationale = {0}, notes = {0};
 	struct hearth_match match;
 	const cJSON *slots;
 	char why[256];

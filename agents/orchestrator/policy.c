@@ -5,6 +5,7 @@
 
 #include "memory/constraints.h"
 #include "platform/alloc.h"
+#include "platform/strbuf.h"
 #include "platform/json.h"
 #include "recipes/capability.h"
 
@@ -169,48 +170,6 @@ hearth_policy_when(const cJSON *rule, const struct hearth_policy_env *env)
 
 /* ==== Notes ==== */
 
-struct text {
-	char *buf;
-	size_t len, cap;
-	bool oom;
-};
-
-static void text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-text_add(struct text *t, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (t->oom)
-		return;
-	for (;;) {
-		size_t room = t->cap - t->len;
-
-		va_start(ap, fmt);
-		n = vsnprintf(t->buf ? t->buf + t->len : NULL, t->buf ? room : 0, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			t->oom = true;
-			return;
-		}
-		if (t->buf && (size_t)n < room) {
-			t->len += (size_t)n;
-			return;
-		}
-		size_t ncap = (t->cap ? t->cap * 2 : 256) + (size_t)n;
-		char *nb = hearth_realloc(t->buf, ncap);
-
-		if (!nb) {
-			t->oom = true;
-			return;
-		}
-		t->buf = nb;
-		t->cap = ncap;
-	}
-}
-
 static const char *
 rule_str(const cJSON *rule, const char *key, const char *dflt)
 {
@@ -314,7 +273,7 @@ hearth_policy_apply(const cJSON *rules, const struct hearth_policy_env *env, str
 {
 	int nrules = cJSON_GetArraySize(rules);
 	bool *active = NULL, *used = NULL, *marks = NULL;
-	struct text t = {0};
+	struct hearth_strbuf t = {0};
 	const cJSON *rule;
 	int k, rc = 0;
 
@@ -357,13 +316,14 @@ hearth_policy_apply(const cJSON *rules, const struct hearth_policy_env *env, str
 						marks[i] = true;
 						res->approvals++;
 					}
-					text_add(&t, "%s (%s) needs an approval: %s (rule %s). ",
-					         step_label(env, st), st->id, reason, id);
+					hearth_strbuf_addf(
+					        &t, "%s (%s) needs an approval: %s (rule %s). ",
+					        step_label(env, st), st->id, reason, id);
 					continue;
 				}
-				text_add(&t, "%s (%s) is not done: %s (rule %s)%s. ",
-				         step_label(env, st), st->id, reason, id,
-				         lifts ? lift_note : "");
+				hearth_strbuf_addf(&t, "%s (%s) is not done: %s (rule %s)%s. ",
+				                   step_label(env, st), st->id, reason, id,
+				                   lifts ? lift_note : "");
 				dropped = true;
 				break;
 			}
@@ -374,14 +334,15 @@ hearth_policy_apply(const cJSON *rules, const struct hearth_policy_env *env, str
 						marks[i] = true;
 						res->approvals++;
 					}
-					text_add(&t, "%s %s %g needs an approval: %s (rule %s). ",
-					         step_label(env, st), v->string, v->valuedouble,
-					         reason, id);
+					hearth_strbuf_addf(
+					        &t, "%s %s %g needs an approval: %s (rule %s). ",
+					        step_label(env, st), v->string, v->valuedouble,
+					        reason, id);
 					continue;
 				}
-				text_add(&t, "%s %s %g capped at %g: %s (rule %s)%s. ",
-				         step_label(env, st), v->string, v->valuedouble, bound,
-				         reason, id, lifts ? lift_note : "");
+				hearth_strbuf_addf(&t, "%s %s %g capped at %g: %s (rule %s)%s. ",
+				                   step_label(env, st), v->string, v->valuedouble,
+				                   bound, reason, id, lifts ? lift_note : "");
 				cJSON_SetNumberValue((cJSON *)v, bound);
 				res->capped++;
 			}
