@@ -537,6 +537,21 @@ table_free(struct table *t)
 	hearth_free(t->cells);
 }
 
+/* Print the table (unless building it ran out of memory) and free it;
+ * the exit status. */
+static int
+table_done(struct table *t, int err)
+{
+	if (!err)
+		table_print(t);
+	table_free(t);
+	if (err) {
+		fail("out of memory");
+		return 1;
+	}
+	return 0;
+}
+
 /* ==== Views ==== */
 
 static int
@@ -669,14 +684,7 @@ print_devices(const cJSON *arr)
 		if (err)
 			break;
 	}
-	if (!err)
-		table_print(&t);
-	table_free(&t);
-	if (err) {
-		fail("out of memory");
-		return 1;
-	}
-	return 0;
+	return table_done(&t, err);
 }
 
 /* "3 (2 confirmed, 1 failed)": step count, then counts per state in first-seen order. */
@@ -748,14 +756,7 @@ print_episodes(const cJSON *arr)
 		if (err)
 			break;
 	}
-	if (!err)
-		table_print(&t);
-	table_free(&t);
-	if (err) {
-		fail("out of memory");
-		return 1;
-	}
-	return 0;
+	return table_done(&t, err);
 }
 
 /* Print a result of the daemon or of the store. Returns the exit status. */
@@ -1759,13 +1760,8 @@ print_plan(const struct ctl *c, const cJSON *r)
 		if ((err = table_add(&t, b)))
 			break;
 	}
-	if (!err)
-		table_print(&t);
-	table_free(&t);
-	if (err) {
-		fail("out of memory");
+	if (table_done(&t, err))
 		return 1;
-	}
 	printf("\nwhy: %s\n", str_or(r, "rationale", ""));
 	if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(r, "policy_hash")))
 		printf("policy: %.12s\n", str_or(r, "policy_hash", ""));
