@@ -44,6 +44,8 @@ hearth_plan_free(struct hearth_plan *p)
 	cJSON_Delete(p->slots);
 	hearth_free(p->rationale);
 	cJSON_Delete(p->critique);
+	cJSON_Delete(p->alternatives);
+	cJSON_Delete(p->score);
 	hearth_free(p->reason);
 	hearth_reply_clear(&p->reply);
 	hearth_free(p);
@@ -134,8 +136,11 @@ hearth_plan_reply_json(const struct hearth_plan *p)
 	cJSON_AddItemToObject(o, "steps", hearth_plan_steps_json(p));
 	cJSON_AddItemToObject(o, "critique",
 	                      p->critique ? cJSON_Duplicate(p->critique, 1) : cJSON_CreateArray());
-	cJSON_AddItemToObject(o, "alternatives", cJSON_CreateArray());
-	cJSON_AddItemToObject(o, "score", cJSON_CreateObject());
+	cJSON_AddItemToObject(o, "alternatives",
+	                      p->alternatives ? cJSON_Duplicate(p->alternatives, 1)
+	                                      : cJSON_CreateArray());
+	cJSON_AddItemToObject(o, "score",
+	                      p->score ? cJSON_Duplicate(p->score, 1) : cJSON_CreateObject());
 	return o;
 }
 

@@ -74,6 +74,10 @@ struct hearth_plan {
 	int nsteps;
 	char *rationale;         /* owned */
 	cJSON *critique;         /* [{"kind","detail"}] findings of the planner (owned), or NULL */
+	cJSON *alternatives;     /* the candidates weighed, best first (owned), or NULL */
+	cJSON *score;            /* the chosen candidate's score breakdown (owned), or NULL */
+	int run_mode;            /* the recipe's run mode (enum hearth_recipe_mode) */
+	int run_max;             /* and its max (concurrent or queued runs), >= 1 */
 	char *reason;            /* why it ended as it did, when not completed (owned) */
 	hearth_reply_to reply;   /* where the intent's answer goes (owned) */
 	int64_t t_received;      /* mono ms the intent arrived */

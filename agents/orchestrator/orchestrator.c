@@ -743,6 +743,8 @@ on_intent(hearth_orch *o, hearth_msg *m, const hearth_now *now, const hearth_out
 	snprintf(p->intent, sizeof(p->intent), "%s", intent);
 	snprintf(p->recipe, sizeof(p->recipe), "%s", r->id);
 	snprintf(p->recipe_version, sizeof(p->recipe_version), "%s", r->version);
+	p->run_mode = (int)r->mode;
+	p->run_max = r->max > 0 ? r->max : 1;
 	memcpy(p->policy_hash, o->policy_hash, sizeof(p->policy_hash));
 	snprintf(p->id, sizeof(p->id), "p-%llx-%lu", (unsigned long long)now->wall_ms, ++o->seq);
 	if ((rc = opt_id_field(m->body, "source", p->source, sizeof(p->source), why,
