@@ -208,7 +208,7 @@ parse_step(struct pctx *p, struct hearth_recipe *r, const cJSON *js, int i)
 {
 	struct hearth_recipe_step *st = &r->steps[i];
 	char path[48], ref[HEARTH_SLOT_NAME_MAX + 1];
-	const char *capname;
+	const char *capname, *pick;
 	const cJSON *target;
 	long long timeout;
 	int rc;
@@ -247,6 +247,14 @@ parse_step(struct pctx *p, struct hearth_recipe *r, const cJSON *js, int i)
 			return problem(
 			        p, "%sroom: refers to slot \"%s\", which slots does not declare",
 			        tpath, ref);
+	}
+	if (hearth_json_get_str(js, "pick", &pick) == 0) {
+		if (!strcmp(pick, "one"))
+			st->pick_one = true;
+		else if (strcmp(pick, "all"))
+			problem(p, "%spick: must be \"all\" or \"one\"", path);
+	} else if (cJSON_GetObjectItemCaseSensitive(js, "pick")) {
+		problem(p, "%spick: must be \"all\" or \"one\"", path);
 	}
 	st->args = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(js, "args"), 1);
 	snprintf(path, sizeof(path), "steps[%d].args", i);

@@ -21,8 +21,11 @@
  *   consents                  data classes the recipe needs consent for (see
  *                             hearth_recipe_consent_names)
  *   targets                   {"latency_ms": N, "max_approvals": N}; 0: none given
- *   steps[]                   {id, capability, target {room, kind}, args, holds,
- *                             after [earlier step ids], timeout_ms, compensate}
+ *   steps[]                   {id, capability, target {room, kind}, pick, args,
+ *                             holds, after [earlier step ids], timeout_ms,
+ *                             compensate}; pick "all" (default: every device the
+ *                             target selects) or "one" (the planner picks one
+ *                             device, and the others make alternative plans)
  *
  * An args value may be the string "{slot}" (a declared slot): the orchestrator
  * puts the slot's resolved value in its place at plan time. Such a value is
@@ -69,6 +72,7 @@ struct hearth_recipe_step {
 	cJSON *holds; /* when the effect already holds; NULL: equal to args */
 	int timeout_ms;
 	bool compensate; /* undo this step when the plan cannot finish */
+	bool pick_one;   /* "pick": "one": one of the selected devices, not all */
 	int *after;      /* indexes of earlier steps this one waits for */
 	int nafter;
 };

@@ -30,7 +30,7 @@
 #define HEARTH_RECIPES_DIR "/usr/share/hearth/recipes"
 #endif
 
-enum kind { K_STR, K_INT, K_LONG, K_BOOL, K_LEVEL, K_BROKER, K_ID };
+enum kind { K_STR, K_INT, K_LONG, K_NUM, K_BOOL, K_LEVEL, K_BROKER, K_ID };
 
 struct key {
 	const char *path; /* "mqtt.keepalive" */
@@ -57,6 +57,12 @@ static const struct key keys[] = {
         {"limits.max_plans", K_INT, OFF(max_plans), 1, CONFIG_HEARTH_MAX_PLANS},
         {"plan.retries", K_INT, OFF(step_retries), 0, 10},
         {"plan.retry_backoff_ms", K_INT, OFF(retry_backoff_ms), 10, 60000},
+        {"plan.alternatives", K_INT, OFF(plan_alternatives), 1, 8},
+        {"plan.weights.latency", K_NUM, OFF(plan_weights[0]), 0, 100},
+        {"plan.weights.friction", K_NUM, OFF(plan_weights[1]), 0, 100},
+        {"plan.weights.comfort", K_NUM, OFF(plan_weights[2]), 0, 100},
+        {"plan.weights.privacy", K_NUM, OFF(plan_weights[3]), 0, 100},
+        {"plan.weights.energy", K_NUM, OFF(plan_weights[4]), 0, 100},
         {"store.sync", K_BOOL, OFF(store_sync), 0, 0},
         {"store.map_size_mb", K_INT, OFF(store_map_mb), 1, 65536},
         {"store.map_max_mb", K_INT, OFF(store_map_max_mb), 1, 65536},
@@ -93,6 +99,12 @@ hearth_config_defaults(struct hearth_config *c)
 	c->max_plans = CONFIG_HEARTH_MAX_PLANS;
 	c->step_retries = 2;
 	c->retry_backoff_ms = 500;
+	c->plan_alternatives = 3;
+	c->plan_weights[0] = 1.0; /* latency */
+	c->plan_weights[1] = 1.0; /* friction */
+	c->plan_weights[2] = 1.0; /* comfort */
+	c->plan_weights[3] = 1.0; /* privacy */
+	c->plan_weights[4] = 0.5; /* energy */
 	c->store_sync = true;
 	c->store_map_mb = CONFIG_HEARTH_STORE_MAP_MB;
 	c->store_map_max_mb = 4 * CONFIG_HEARTH_STORE_MAP_MB;
@@ -299,6 +311,18 @@ apply(struct hearth_config *c, const struct key *k, const cJSON *v, const char *
 			*(int *)(base + k->off) = (int)v->valuedouble;
 		else
 			*(long *)(base + k->off) = (long)v->valuedouble;
+		return 0;
+	case K_NUM:
+		if (!cJSON_IsNumber(v) || v->valuedouble < k->min || v->valuedouble > k->max) {
+			snprintf(why, wl, "%s: %s: expected a number from %ld to %ld, got %s", file,
+			         k->path, k->min, k->max, got);
+			if (cJSON_IsNumber(v))
+				snprintf(why, wl,
+				         "%s: %s: expected a number from %ld to %ld, got %g", file,
+				         k->path, k->min, k->max, v->valuedouble);
+			return HEARTH_E_CONFIG;
+		}
+		*(double *)(base + k->off) = v->valuedouble;
 		return 0;
 	case K_BOOL:
 		if (!cJSON_IsBool(v)) {

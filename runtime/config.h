@@ -30,6 +30,8 @@ struct hearth_config {
 	int max_plans;
 	int step_retries;
 	int retry_backoff_ms;
+	int plan_alternatives;  /* candidate plans kept and shown (plan.alternatives) */
+	double plan_weights[5]; /* plan.weights.*: latency, friction, comfort, privacy, energy */
 	bool store_sync;
 	int maintenance_s;         /* s between maintenance runs (retention, usage check) */
 	int episodes_max_age_days; /* 0: no age limit */

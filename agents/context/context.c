@@ -679,6 +679,7 @@ struct meta {
 	const char *name, *room, *kind, *transport, *uri;
 	const cJSON *address;
 	bool optimistic;
+	double power_w;
 	hearth_capset caps;
 };
 
@@ -741,6 +742,11 @@ parse_meta(const cJSON *b, struct meta *m, char *why, size_t wl)
 		snprintf(why, wl, "optimistic must be true or false");
 		return rc;
 	}
+	rc = hearth_json_get_num(b, "power_w", &m->power_w);
+	if ((rc && rc != -ENOENT) || m->power_w < 0 || m->power_w > 100000) {
+		snprintf(why, wl, "power_w must be a number of watts from 0 to 100000");
+		return HEARTH_E_INVALID;
+	}
 	caps = cJSON_GetObjectItemCaseSensitive(b, "capabilities");
 	if (!cJSON_IsArray(caps)) {
 		snprintf(why, wl, "capabilities must be an array of capability names");
@@ -797,6 +803,7 @@ set_meta(hearth_context *c, struct hearth_device *d, const struct meta *m)
 	d->address = m->address ? cJSON_Duplicate(m->address, 1) : NULL;
 	d->caps = m->caps;
 	d->meta_optimistic = m->optimistic;
+	d->power_w = m->power_w;
 	d->has_meta = true;
 	rc = 0;
 reindex:
@@ -1347,6 +1354,8 @@ hearth_device_json(const struct hearth_device *d)
 		cJSON_AddItemToObject(o, "address", cJSON_Duplicate(d->address, 1));
 	if (d->meta_optimistic)
 		cJSON_AddBoolToObject(o, "optimistic", true);
+	if (d->power_w > 0)
+		cJSON_AddNumberToObject(o, "power_w", d->power_w);
 	if (d->online < 0)
 		cJSON_AddNullToObject(o, "online");
 	else

@@ -44,6 +44,7 @@ struct hearth_device {
 	cJSON *address;    /* how its binding reaches it (z2m, ha): opaque here, or NULL */
 	bool has_meta;     /* announced; devices without meta are not planned on */
 	bool meta_optimistic; /* meta says "optimistic": true */
+	double power_w;       /* meta "power_w": rated power in watts, or 0 when not given */
 	int online;           /* 1, 0, or -1 when unknown */
 	cJSON *state;         /* merged reported state, NULL until the first report */
 	int64_t last_seen;    /* wall ms of the last message */
