@@ -42,6 +42,7 @@
 #include <string.h>
 
 #define DEFER_TIMEOUT_MS 30000
+#define COAP_REPLY_FIT   1024 /* bytes: one block (SZX 6), see coap_reply_text() */
 #define OBSERVE_RETRY_MS 30000
 
 struct cdev {
@@ -375,6 +376,44 @@ on_status(void *ud, const struct hearth_coap_request *rq, hearth_coap_exchange *
 	respond_json(ex, 205, o);
 }
 
+/*
+ * The reply's text, fitted into one CoAP block: a separate response that
+ * needs Block2 is not reassembled by libcoap 4.3 clients ("large body
+ * receive internal issue"), and a constrained device has little use for the
+ * planner's workings. The fields that explain rather than report go first,
+ * in this order, and "trimmed" lists them; the full reply is what MQTT
+ * clients get and what the episode keeps.
+ */
+static char *
+coap_reply_text(const cJSON *body)
+{
+	static const char *const drop[] = {"alternatives", "critique", "score", "rationale"};
+	char *text = hearth_json_print(body);
+	cJSON *copy, *trimmed;
+
+	if (!text || strlen(text) <= COAP_REPLY_FIT)
+		return text;
+	copy = cJSON_Duplicate(body, 1);
+	trimmed = cJSON_CreateArray();
+	if (!copy || !trimmed || !cJSON_AddItemToObject(copy, "trimmed", trimmed)) {
+		cJSON_Delete(copy);
+		cJSON_Delete(trimmed);
+		return text;
+	}
+	for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++) {
+		if (!cJSON_GetObjectItemCaseSensitive(copy, drop[i]))
+			continue;
+		cJSON_DeleteItemFromObjectCaseSensitive(copy, drop[i]);
+		cJSON_AddItemToArray(trimmed, cJSON_CreateString(drop[i]));
+		hearth_free(text);
+		text = hearth_json_print(copy);
+		if (!text || strlen(text) <= COAP_REPLY_FIT)
+			break;
+	}
+	cJSON_Delete(copy);
+	return text;
+}
+
 bool
 hearth_coapd_reply(hearth_coapd *d, const char *reply_topic, const cJSON *body)
 {
@@ -388,7 +427,7 @@ hearth_coapd_reply(hearth_coapd *d, const char *reply_topic, const cJSON *body)
 	handle = strtoull(reply_topic + n, &end, 16);
 	if (*end || end == reply_topic + n || !handle)
 		return false;
-	text = hearth_json_print(body);
+	text = coap_reply_text(body);
 	if (!text)
 		return false;
 	rc = hearth_coap_answer(d->coap, handle, 204, HEARTH_COAP_FORMAT_JSON, text, strlen(text));

@@ -21,6 +21,7 @@
 #include "memory/constraints.h"
 #include "memory/episodic.h"
 #include "memory/journal.h"
+#include "memory/semantic.h"
 #include "memory/store.h"
 #include "platform/alloc.h"
 #include "platform/clock.h"
@@ -1322,6 +1323,52 @@ replay_plan(void *ud, const char *key, const char *json, size_t len)
 	hearth_resource_restore(h->res, p, &now, &h->out);
 	return 0;
 }
+/* ==== What the planner reads from memory (orchestrator.h) ==== */
+
+static bool
+plan_mem_device(void *ud, const char *device, double *latency_ms, double *reliability)
+{
+	struct hearth_hub *h = ud;
+	struct hearth_device_stats ds;
+
+	if (hearth_semantic_device_get(h->store, device, &ds) || ds.samples == 0)
+		return false; /* no latency learned yet */
+	*latency_ms = ds.ewma_ms;
+	*reliability = ds.attempts ? ds.reliability : 1.0;
+	return true;
+}
+
+/* semantic pref/<recipe>: {"recipe": 0..1, "devices": {"<id>": 0..1}} */
+static double
+plan_mem_preference(void *ud, const char *recipe, const char *device)
+{
+	struct hearth_hub *h = ud;
+	char *text = NULL;
+	cJSON *v;
+	const cJSON *x;
+	double pref = -1;
+
+	if (hearth_semantic_get_json(h->store, "pref", recipe, &text, NULL))
+		return -1;
+	v = cJSON_Parse(text);
+	hearth_free(text);
+	x = device ? cJSON_GetObjectItemCaseSensitive(
+	                     cJSON_GetObjectItemCaseSensitive(v, "devices"), device)
+	           : cJSON_GetObjectItemCaseSensitive(v, "recipe");
+	if (cJSON_IsNumber(x) && x->valuedouble >= 0 && x->valuedouble <= 1)
+		pref = x->valuedouble;
+	cJSON_Delete(v);
+	return pref;
+}
+
+static const char *
+plan_mem_holder(void *ud, const char *device)
+{
+	struct hearth_hub *h = ud;
+
+	return hearth_resource_holder(h->res, device);
+}
+
 static int
 restore_device(void *ud, const char *key, const char *json, size_t len)
 {
@@ -1423,6 +1470,17 @@ hearth_hub_new(const struct hearth_config *cfg, hearth_hub **out, char *why, siz
 	    (hearth_orch_set_policy_hash(h->orch, h->policy_hash), 0) || (rc = give_rules(h)) ||
 	    (rc = hearth_resource_new(&ro, h->ctx, &h->res)))
 		goto fail_msg;
+	{
+		struct hearth_orch_scoring sc = {.alternatives = cfg->plan_alternatives};
+		struct hearth_orch_memory mem = {.device = plan_mem_device,
+		                                 .preference = plan_mem_preference,
+		                                 .holder = plan_mem_holder,
+		                                 .ud = h};
+
+		memcpy(sc.weights, cfg->plan_weights, sizeof(sc.weights));
+		hearth_orch_set_scoring(h->orch, &sc);
+		hearth_orch_set_memory(h->orch, &mem);
+	}
 	if ((rc = setup_context(h, why, wl)))
 		goto fail;
 	if ((rc = hearth_store_devices_each(h->store, restore_device, h)))

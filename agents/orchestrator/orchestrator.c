@@ -39,6 +39,8 @@ struct hearth_orch {
 	char transports[8][8]; /* what the runtime can drive */
 	int ntransports;
 	hearth_matcher *matcher; /* text intents: the book's sentences */
+	struct hearth_orch_scoring scoring;
+	struct hearth_orch_memory mem;
 };
 
 static bool
@@ -65,6 +67,8 @@ hearth_orch_new(const hearth_recipe_book *book, const hearth_context *ctx, heart
 	if (ctx)
 		hearth_matcher_set_room_fn(o->matcher, orch_room_known, (void *)ctx);
 	hearth_orch_allow_transport(o, "mqtt");
+	o->scoring = (struct hearth_orch_scoring){.weights = {1.0, 1.0, 1.0, 1.0, 0.5},
+	                                          .alternatives = 3};
 	*out = o;
 	return 0;
 }
@@ -115,6 +119,28 @@ void
 hearth_orch_set_policy_hash(hearth_orch *o, const char *hash)
 {
 	snprintf(o->policy_hash, sizeof(o->policy_hash), "%s", hash ? hash : "");
+}
+
+void
+hearth_orch_set_scoring(hearth_orch *o, const struct hearth_orch_scoring *sc)
+{
+	o->scoring = *sc;
+	for (int d = 0; d < HEARTH_SCORE_N; d++)
+		if (!(o->scoring.weights[d] >= 0)) /* also NaN */
+			o->scoring.weights[d] = 0;
+	if (o->scoring.alternatives < 1)
+		o->scoring.alternatives = 1;
+	if (o->scoring.alternatives > 8)
+		o->scoring.alternatives = 8;
+}
+
+void
+hearth_orch_set_memory(hearth_orch *o, const struct hearth_orch_memory *m)
+{
+	if (m)
+		o->mem = *m;
+	else
+		memset(&o->mem, 0, sizeof(o->mem));
 }
 
 void
@@ -325,10 +351,21 @@ resolve_slots(const struct hearth_recipe *r, const cJSON *given, cJSON **out, ch
 	return 0;
 }
 
-/* Fill the plan's steps from the recipe; notes go into the rationale. */
+/* Can the hub use d for a plan step now? */
+static bool
+usable(const hearth_orch *o, const struct hearth_device *d)
+{
+	return d->online != 0 && drivable(o, d->transport);
+}
+
+/*
+ * Fill the plan's steps from the recipe; notes go into the rationale. pick[k]
+ * is the device chosen for recipe step k when it is a "pick": "one" step
+ * (NULL: none is usable, the step binds nothing).
+ */
 static int
 bind_steps(hearth_orch *o, const struct hearth_recipe *r, struct hearth_plan *p,
-           struct hearth_strbuf *why_text, char *why, size_t wl)
+           const char *const *pick, struct hearth_strbuf *why_text, char *why, size_t wl)
 {
 	const struct hearth_device *devs[CONFIG_HEARTH_MAX_PLAN_STEPS];
 	int n = 0, offline = 0;
@@ -350,6 +387,8 @@ bind_steps(hearth_orch *o, const struct hearth_recipe *r, struct hearth_plan *p,
 				return HEARTH_E_TOO_LARGE;
 			}
 			d = devs[j];
+			if (rs->pick_one && usable(o, d) && (!pick[i] || strcmp(d->id, pick[i])))
+				continue; /* another candidate plan uses it */
 			if (d->online == 0) {
 				hearth_strbuf_addf(why_text, "%s%s is offline and is left out. ",
 				                   offline++ ? "" : "Note: ", dev_label(d));
@@ -464,30 +503,29 @@ write_rationale(hearth_orch *o, const struct hearth_recipe *r, struct hearth_pla
  * Apply the hard rules to the bound plan: forbidden steps go, capped values
  * are clamped, and the rationale notes say which rule did it. There is no
  * approval flow yet, so an approval_lifts rule is as hard as the others
- * (can_approve false). A plan the rules empty is refused ("forbidden").
- * Returns 0 to go on, or 1 when the intent was refused.
+ * (can_approve false). Returns 0 to go on (with the steps that need an
+ * approval in *approvals), 1 when the rules leave no step (the reason in
+ * why), or -ENOMEM.
  */
 static int
-apply_policy(hearth_orch *o, hearth_msg *m, struct hearth_plan *p, const hearth_now *now,
-             struct hearth_strbuf *notes, const hearth_outbox *out)
+apply_policy(hearth_orch *o, struct hearth_plan *p, const hearth_now *now,
+             struct hearth_strbuf *notes, int *approvals, char *why, size_t wl)
 {
 	struct hearth_policy_env env = {
 	        .ctx = o->ctx, .local_minute = now->local_minute, .can_approve = false};
 	struct hearth_policy_result res;
-	char why[512];
 	int rc;
 
 	rc = hearth_policy_apply(o->rules, &env, p, &res);
 	if (rc) {
 		hearth_policy_result_clear(&res);
-		hearth_orch_refuse(m, "internal", "out of memory", out);
-		return 1;
+		return -ENOMEM;
 	}
+	*approvals = res.approvals;
 	if (p->nsteps == 0) {
-		snprintf(why, sizeof(why), "every step is forbidden by the hard rules: %s",
+		snprintf(why, wl, "every step is forbidden by the hard rules: %s",
 		         res.notes ? res.notes : "");
 		hearth_policy_result_clear(&res);
-		hearth_orch_refuse(m, "forbidden", why, out);
 		return 1;
 	}
 	if (res.notes)
@@ -607,6 +645,25 @@ critique(hearth_orch *o, const struct hearth_recipe *r, struct hearth_plan *p,
 			}
 		}
 	}
+	for (int i = 0; o->mem.holder && i < p->nsteps; i++) {
+		const struct hearth_step *st = &p->steps[i];
+		const struct hearth_device *d;
+		const char *holder;
+		bool seen = false;
+
+		for (int j = 0; j < i; j++)
+			seen = seen || !strcmp(p->steps[j].device, st->device);
+		if (seen || st->state == HEARTH_STEP_SKIPPED ||
+		    !(holder = o->mem.holder(o->mem.ud, st->device)))
+			continue;
+		d = hearth_context_device(o->ctx, st->device);
+		snprintf(buf, sizeof(buf),
+		         "%s is in use by the running plan %s, so its steps wait until that "
+		         "plan lets it go",
+		         d ? dev_label(d) : st->device, holder);
+		if (finding(p, notes, "busy", "Busy", buf))
+			return -ENOMEM;
+	}
 	for (int k = 0; k < r->nconsents; k++) {
 		int c = hearth_privacy_class_find(r->consents[k]);
 		char scope[64];
@@ -629,7 +686,8 @@ critique(hearth_orch *o, const struct hearth_recipe *r, struct hearth_plan *p,
 /*
  * Each plan step waits for every earlier plan step bound from a recipe step
  * its recipe steps list in after. Steps the rules or the critique dropped are
- * not waited for. Transitive edges are kept (harmless to the resource agent).
+ * not waited for. An edge that another path already implies (a -> c when
+ * a -> b -> c) is removed, so the plan is the minimal DAG.
  */
 static void
 link_after(const struct hearth_recipe *r, struct hearth_plan *p)
@@ -650,6 +708,451 @@ link_after(const struct hearth_recipe *r, struct hearth_plan *p)
 			if (p->steps[j].rsteps & wants)
 				st->after |= UINT64_C(1) << j;
 	}
+	/* reach[i]: every step i waits for, directly or not (edges point back). */
+	uint64_t reach[64];
+
+	for (int i = 0; i < p->nsteps && i < 64; i++) {
+		uint64_t implied = 0;
+
+		for (int j = 0; j < i; j++)
+			if (p->steps[i].after & (UINT64_C(1) << j))
+				implied |= reach[j];
+		reach[i] = p->steps[i].after | implied;
+		p->steps[i].after &= ~implied;
+	}
+}
+
+/* ==== Scoring ==== */
+
+static const char *const dim_names[HEARTH_SCORE_N] = {"latency", "friction", "comfort", "privacy",
+                                                      "energy"};
+
+const char *
+hearth_score_dim_name(enum hearth_score_dim d)
+{
+	return (unsigned)d < HEARTH_SCORE_N ? dim_names[d] : "?";
+}
+
+#define DEFAULT_STEP_MS    250.0 /* a step on a device with no statistics yet */
+#define OPTIMISTIC_STEP_MS 20.0  /* confirmed when sent */
+#define DEFAULT_TARGET_MS  1000.0
+#define COMFORT_UNKNOWN    0.5
+#define ENERGY_SCALE_W     100.0
+#define CAND_MAX           12 /* candidate plans built for one intent */
+#define RATIONALE_DESC_MAX 160
+
+/* The classes whose use a person would call sensitive. */
+static bool
+sensitive_class(enum hearth_data_class c)
+{
+	return c == HEARTH_CLASS_PRESENCE || c == HEARTH_CLASS_AUDIO || c == HEARTH_CLASS_CAMERA ||
+	       c == HEARTH_CLASS_LOCATION;
+}
+
+struct cand {
+	const struct hearth_recipe *r;
+	struct hearth_plan *p;
+	struct hearth_strbuf notes;
+	const char *pick[CONFIG_HEARTH_MAX_PLAN_STEPS]; /* per recipe step (pick one) */
+	int variant_step;                               /* recipe step swapped, -1: base */
+	bool ok;                                        /* a plan that may run */
+	const char *code;                               /* when not ok: the refusal */
+	char why[512];
+	double u[HEARTH_SCORE_N];
+	double total;
+	double est_ms, watts;
+	int approvals, sensitive;
+};
+
+/* Expected ms for step st to confirm on its device. */
+static double
+step_ms(const hearth_orch *o, const struct hearth_step *st)
+{
+	double lat = 0, rel = 0;
+
+	if (st->state == HEARTH_STEP_SKIPPED)
+		return 0;
+	if (st->optimistic)
+		return OPTIMISTIC_STEP_MS;
+	if (!o->mem.device || !o->mem.device(o->mem.ud, st->device, &lat, &rel) || !(lat >= 0))
+		return DEFAULT_STEP_MS;
+	/* an unreliable device costs its retries: expect 1 / reliability sends */
+	return lat / (rel > 0.25 ? rel : 0.25);
+}
+
+/* Watts st switches on (0 for off, or when nothing is known). */
+static double
+step_watts(const hearth_orch *o, const struct hearth_step *st)
+{
+	const struct hearth_device *d = hearth_context_device(o->ctx, st->device);
+	const cJSON *on = cJSON_GetObjectItemCaseSensitive(st->args, "on");
+	const cJSON *br = cJSON_GetObjectItemCaseSensitive(st->args, "brightness");
+	double w;
+
+	if (st->state == HEARTH_STEP_SKIPPED || !d || cJSON_IsFalse(on))
+		return 0;
+	if (!on && !br && !cJSON_GetObjectItemCaseSensitive(st->args, "setpoint"))
+		return 0; /* a blind, a volume: no lasting draw */
+	if (d->power_w > 0)
+		w = d->power_w;
+	else if (hearth_capset_has_property(d->caps, "setpoint"))
+		w = 1000;
+	else if (hearth_capset_has_property(d->caps, "brightness"))
+		w = 10;
+	else if (d->kind && (!strcmp(d->kind, "tv") || !strcmp(d->kind, "media")))
+		w = 80;
+	else
+		w = 5;
+	if (cJSON_IsNumber(br))
+		w *= br->valuedouble / 100.0;
+	return w;
+}
+
+static void
+score(const hearth_orch *o, struct cand *c)
+{
+	const struct hearth_plan *p = c->p;
+	double finish[CONFIG_HEARTH_MAX_PLAN_STEPS], target, wsum = 0, pref_sum = 0;
+	bool classes[HEARTH_CLASS_COUNT] = {false};
+	int npref = 0;
+
+	c->est_ms = 0;
+	c->watts = 0;
+	c->sensitive = 0;
+	for (int i = 0; i < p->nsteps; i++) {
+		const struct hearth_step *st = &p->steps[i];
+		double start = 0;
+
+		for (int j = 0; j < i; j++)
+			if ((i < 64 && (st->after & (UINT64_C(1) << j))) ||
+			    !strcmp(p->steps[j].device, st->device))
+				start = finish[j] > start ? finish[j] : start;
+		finish[i] = start + step_ms(o, st);
+		if (finish[i] > c->est_ms)
+			c->est_ms = finish[i];
+		c->watts += step_watts(o, st);
+		if (st->state != HEARTH_STEP_SKIPPED) {
+			classes[hearth_privacy_class_of(hearth_capability_at(st->cap)->name)] =
+			        true;
+			if (o->mem.preference) {
+				double pr = o->mem.preference(o->mem.ud, c->r->id, st->device);
+
+				if (pr >= 0) {
+					pref_sum += pr > 1 ? 1 : pr;
+					npref++;
+				}
+			}
+		}
+	}
+	for (int k = 0; k < c->r->nconsents; k++) {
+		int cl = hearth_privacy_class_find(c->r->consents[k]);
+
+		if (cl >= 0)
+			classes[cl] = true;
+	}
+	for (int cl = 0; cl < HEARTH_CLASS_COUNT; cl++)
+		c->sensitive += classes[cl] && sensitive_class((enum hearth_data_class)cl);
+	if (o->mem.preference) {
+		double pr = o->mem.preference(o->mem.ud, c->r->id, NULL);
+
+		if (pr >= 0) {
+			pref_sum += pr > 1 ? 1 : pr;
+			npref++;
+		}
+	}
+	if (c->r->approval == HEARTH_APPROVAL_ALWAYS)
+		c->approvals++;
+	target = c->r->target_latency_ms > 0 ? c->r->target_latency_ms : DEFAULT_TARGET_MS;
+	c->u[HEARTH_SCORE_LATENCY] = target / (target + c->est_ms);
+	c->u[HEARTH_SCORE_FRICTION] = 1.0 / (1.0 + c->approvals);
+	c->u[HEARTH_SCORE_COMFORT] = npref ? pref_sum / npref : COMFORT_UNKNOWN;
+	c->u[HEARTH_SCORE_PRIVACY] = 1.0 / (1.0 + c->sensitive);
+	c->u[HEARTH_SCORE_ENERGY] = ENERGY_SCALE_W / (ENERGY_SCALE_W + c->watts);
+	c->total = 0;
+	for (int d = 0; d < HEARTH_SCORE_N; d++) {
+		c->total += o->scoring.weights[d] * c->u[d];
+		wsum += o->scoring.weights[d];
+	}
+	c->total = wsum > 0 ? c->total / wsum : 0;
+}
+
+/* Rounded to 3 decimals, so the JSON reads well and compares exactly. */
+static double
+r3(double v)
+{
+	return round(v * 1000.0) / 1000.0;
+}
+
+/* {"total", "latency".., "estimate": {...}, "weights": {...}} */
+static cJSON *
+score_json(const hearth_orch *o, const struct cand *c)
+{
+	cJSON *s = cJSON_CreateObject(), *e, *w;
+
+	if (!s)
+		return NULL;
+	cJSON_AddNumberToObject(s, "total", r3(c->total));
+	for (int d = 0; d < HEARTH_SCORE_N; d++)
+		cJSON_AddNumberToObject(s, dim_names[d], r3(c->u[d]));
+	e = cJSON_AddObjectToObject(s, "estimate");
+	if (e) {
+		cJSON_AddNumberToObject(e, "latency_ms", round(c->est_ms));
+		cJSON_AddNumberToObject(e, "approvals", c->approvals);
+		cJSON_AddNumberToObject(e, "sensitive_classes", c->sensitive);
+		cJSON_AddNumberToObject(e, "watts", round(c->watts * 10.0) / 10.0);
+	}
+	w = cJSON_AddObjectToObject(s, "weights");
+	for (int d = 0; w && d < HEARTH_SCORE_N; d++)
+		cJSON_AddNumberToObject(w, dim_names[d], o->scoring.weights[d]);
+	return s;
+}
+
+/* The devices a candidate acts on or leaves alone, in plan order, once each. */
+static cJSON *
+cand_devices(const struct cand *c)
+{
+	cJSON *a = cJSON_CreateArray();
+
+	for (int i = 0; a && c->p && i < c->p->nsteps; i++) {
+		bool seen = false;
+
+		for (int j = 0; j < i; j++)
+			seen = seen || !strcmp(c->p->steps[j].device, c->p->steps[i].device);
+		if (!seen)
+			cJSON_AddItemToArray(a, cJSON_CreateString(c->p->steps[i].device));
+	}
+	return a;
+}
+
+/*
+ * The alternatives of a plan: the ranked candidates (best first, at most
+ * o->scoring.alternatives, the chosen one marked), then the ones that could
+ * not run, with why.
+ */
+static cJSON *
+alternatives_json(const hearth_orch *o, struct cand **ranked, int nranked, struct cand *c, int n)
+{
+	cJSON *a = cJSON_CreateArray();
+
+	for (int i = 0; a && i < nranked && i < o->scoring.alternatives; i++) {
+		cJSON *e = cJSON_CreateObject();
+
+		cJSON_AddNumberToObject(e, "rank", i + 1);
+		cJSON_AddBoolToObject(e, "chosen", i == 0);
+		cJSON_AddStringToObject(e, "recipe", ranked[i]->r->id);
+		cJSON_AddItemToObject(e, "devices", cand_devices(ranked[i]));
+		cJSON_AddItemToObject(e, "score", score_json(o, ranked[i]));
+		cJSON_AddItemToArray(a, e);
+	}
+	for (int i = 0; a && i < n; i++) {
+		cJSON *e;
+
+		if (c[i].ok)
+			continue;
+		e = cJSON_CreateObject();
+		cJSON_AddStringToObject(e, "recipe", c[i].r->id);
+		cJSON_AddItemToObject(e, "devices", cand_devices(&c[i]));
+		cJSON_AddStringToObject(e, "excluded", c[i].code);
+		cJSON_AddStringToObject(e, "detail", c[i].why);
+		cJSON_AddItemToArray(a, e);
+	}
+	return a;
+}
+
+/* "Movie night", or "Reading light with Ceiling light" for a binding variant. */
+static void
+cand_label(const hearth_orch *o, const struct cand *c, const struct cand *other,
+           struct hearth_strbuf *t)
+{
+	int named = 0;
+
+	hearth_strbuf_addf(t, "%s", c->r->title ? c->r->title : c->r->id);
+	if (other && other->r != c->r)
+		return;
+	for (int i = 0; c->p && i < c->p->nsteps; i++) {
+		const struct hearth_step *st = &c->p->steps[i];
+		const struct hearth_device *d;
+		bool shared = false;
+
+		for (int j = 0; other && other->p && j < other->p->nsteps; j++)
+			shared = shared || !strcmp(other->p->steps[j].device, st->device);
+		if (shared)
+			continue;
+		d = hearth_context_device(o->ctx, st->device);
+		hearth_strbuf_addf(t, "%s%s", named++ ? " and " : " with ",
+		                   d ? dev_label(d) : st->device);
+	}
+}
+
+/* One sentence: why the winner beat the runner-up (its biggest weighted edge). */
+static void
+why_chosen(const hearth_orch *o, const struct cand *win, const struct cand *next,
+           struct hearth_strbuf *t)
+{
+	int best = -1;
+	double edge = 1e-9;
+
+	for (int d = 0; d < HEARTH_SCORE_N; d++) {
+		double e = o->scoring.weights[d] * (win->u[d] - next->u[d]);
+
+		if (e > edge) {
+			edge = e;
+			best = d;
+		}
+	}
+	hearth_strbuf_addf(t, "Chosen over ");
+	cand_label(o, next, win, t);
+	hearth_strbuf_addf(t, " (score %.2f against %.2f)", win->total, next->total);
+	switch (best) {
+	case HEARTH_SCORE_LATENCY:
+		hearth_strbuf_addf(t, ": it should be done sooner (about %.0f ms against %.0f ms)",
+		                   win->est_ms, next->est_ms);
+		break;
+	case HEARTH_SCORE_FRICTION:
+		hearth_strbuf_addf(t, ": it asks for fewer approvals (%d against %d)",
+		                   win->approvals, next->approvals);
+		break;
+	case HEARTH_SCORE_COMFORT:
+		hearth_strbuf_addf(t, ": it fits what this home has preferred before");
+		break;
+	case HEARTH_SCORE_PRIVACY:
+		hearth_strbuf_addf(t, ": it uses fewer sensitive kinds of data (%d against %d)",
+		                   win->sensitive, next->sensitive);
+		break;
+	case HEARTH_SCORE_ENERGY:
+		hearth_strbuf_addf(t, ": it draws less power (about %.0f W against %.0f W)",
+		                   win->watts, next->watts);
+		break;
+	default:
+		hearth_strbuf_addf(t, ": the scores are equal, so the first in the recipe book's "
+		                      "order goes");
+		break;
+	}
+	hearth_strbuf_addf(t, ". ");
+}
+
+/* ==== Candidates ==== */
+
+/* Build c (c->r and c->pick set, c->p holding the slots): bind, rules,
+ * critique, dependencies, score. 0 (c->ok says whether it may run), or
+ * -ENOMEM. */
+static int
+build_cand(hearth_orch *o, struct cand *c, const hearth_now *now)
+{
+	int rc = bind_steps(o, c->r, c->p, c->pick, &c->notes, c->why, sizeof(c->why));
+
+	if (rc == -ENOMEM || c->notes.oom)
+		return -ENOMEM;
+	if (rc) {
+		c->code = rc == HEARTH_E_TOO_LARGE ? "too_large" : "bad_request";
+		return 0;
+	}
+	if (c->p->nsteps == 0) {
+		c->code = "no_devices";
+		snprintf(c->why, sizeof(c->why), "%s: no device %s can carry out any step%s%s",
+		         c->r->id, c->notes.len ? "that is online" : "here",
+		         c->notes.len ? ". " : "", c->notes.buf ? c->notes.buf : "");
+		return 0;
+	}
+	rc = apply_policy(o, c->p, now, &c->notes, &c->approvals, c->why, sizeof(c->why));
+	if (rc < 0)
+		return rc;
+	if (rc) {
+		c->code = "forbidden";
+		return 0;
+	}
+	c->approvals = c->approvals > 0; /* one request covers the plan */
+	if (critique(o, c->r, c->p, &c->notes))
+		return -ENOMEM;
+	link_after(c->r, c->p);
+	c->ok = true;
+	score(o, c);
+	return 0;
+}
+
+/* A new candidate for r in c[*n], its plan holding a copy of slots. */
+static struct cand *
+new_cand(struct cand *c, int *n, const struct hearth_recipe *r, const cJSON *slots,
+         const char *const *pick)
+{
+	struct cand *k;
+
+	if (*n >= CAND_MAX)
+		return NULL;
+	k = &c[(*n)++];
+	k->r = r;
+	k->variant_step = -1;
+	memcpy(k->pick, pick, sizeof(k->pick));
+	k->p = hearth_plan_new(CONFIG_HEARTH_MAX_PLAN_STEPS);
+	if (k->p)
+		k->p->slots = cJSON_Duplicate(slots, 1);
+	return k;
+}
+
+/*
+ * The candidates of one recipe: the base binding (each "pick": "one" step on
+ * its first usable device) and, for each such step, one variant per other
+ * usable device. 0 or -ENOMEM.
+ */
+static int
+recipe_cands(hearth_orch *o, const struct hearth_recipe *r, const cJSON *slots,
+             const hearth_now *now, struct cand *c, int *n)
+{
+	const struct hearth_device *devs[CONFIG_HEARTH_MAX_PLAN_STEPS];
+	const char *base[CONFIG_HEARTH_MAX_PLAN_STEPS] = {0};
+	struct cand *k;
+	int first = *n;
+
+	for (int i = 0; i < r->nsteps && i < CONFIG_HEARTH_MAX_PLAN_STEPS; i++) {
+		const struct hearth_recipe_step *rs = &r->steps[i];
+		int m;
+
+		if (!rs->pick_one)
+			continue;
+		m = hearth_context_select(o->ctx, resolve_room(rs, slots), rs->cap, rs->kind, devs,
+		                          CONFIG_HEARTH_MAX_PLAN_STEPS);
+		for (int j = 0; j < m && j < CONFIG_HEARTH_MAX_PLAN_STEPS && !base[i]; j++)
+			if (usable(o, devs[j]))
+				base[i] = devs[j]->id;
+	}
+	k = new_cand(c, n, r, slots, base);
+	if (!k)
+		return 0;
+	if (!k->p || !k->p->slots || build_cand(o, k, now))
+		return -ENOMEM;
+	for (int i = 0; i < r->nsteps && i < CONFIG_HEARTH_MAX_PLAN_STEPS; i++) {
+		const struct hearth_recipe_step *rs = &r->steps[i];
+		int m;
+
+		if (!rs->pick_one || !base[i])
+			continue;
+		m = hearth_context_select(o->ctx, resolve_room(rs, slots), rs->cap, rs->kind, devs,
+		                          CONFIG_HEARTH_MAX_PLAN_STEPS);
+		for (int j = 0; j < m && j < CONFIG_HEARTH_MAX_PLAN_STEPS; j++) {
+			const char *pick[CONFIG_HEARTH_MAX_PLAN_STEPS];
+
+			if (!usable(o, devs[j]) || devs[j]->id == base[i])
+				continue;
+			memcpy(pick, c[first].pick, sizeof(pick));
+			pick[i] = devs[j]->id;
+			k = new_cand(c, n, r, slots, pick);
+			if (!k)
+				return 0;
+			k->variant_step = i;
+			if (!k->p || !k->p->slots || build_cand(o, k, now))
+				return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static bool
+serves(const struct hearth_recipe *r, const char *intent)
+{
+	for (int j = 0; j < r->nintents; j++)
+		if (!strcmp(r->intents[j], intent))
+			return true;
+	return false;
 }
 
 /* ==== Intents ==== */
@@ -673,14 +1176,16 @@ opt_id_field(const cJSON *b, const char *key, char *dst, size_t len, char *why, 
 static void
 on_intent(hearth_orch *o, hearth_msg *m, const hearth_now *now, const hearth_outbox *out)
 {
-	const struct hearth_recipe *r;
+	const struct hearth_recipe *recipes[CAND_MAX];
 	const char *intent = NULL, *text = NULL;
 	struct hearth_plan *p = NULL;
-	struct hearth_strbuf rationale = {0}, notes = {0};
+	struct hearth_strbuf rationale = {0};
 	struct hearth_match match;
+	struct cand *c = NULL, *ranked[CAND_MAX], *win;
+	char why[512], source[HEARTH_ID_MAX + 1] = "", user[HEARTH_ID_MAX + 1] = "";
 	const cJSON *slots;
-	char why[256];
-	int rc;
+	bool preview = false;
+	int rc, nr = 0, n = 0, nranked = 0;
 
 	/* Shape: the runtime checked it is an object and took the id. */
 	rc = hearth_json_get_str(m->body, "intent", &intent);
@@ -726,90 +1231,116 @@ on_intent(hearth_orch *o, hearth_msg *m, const hearth_now *now, const hearth_out
 		hearth_orch_refuse(m, "no_match", why, out);
 		return;
 	}
-	r = hearth_recipe_book_find(o->book, intent);
-	if (!r) {
+	for (int i = 0; o->book && i < hearth_recipe_book_count(o->book) && nr < CAND_MAX; i++)
+		if (serves(hearth_recipe_book_at(o->book, i), intent))
+			recipes[nr++] = hearth_recipe_book_at(o->book, i);
+	if (!nr) {
 		snprintf(why, sizeof(why), "no recipe serves the intent \"%.64s\"", intent);
 		hearth_orch_refuse(m, "no_match", why, out);
 		return;
 	}
-	p = hearth_plan_new(CONFIG_HEARTH_MAX_PLAN_STEPS);
-	if (!p) {
+	if (opt_id_field(m->body, "source", source, sizeof(source), why, sizeof(why)) ||
+	    opt_id_field(m->body, "user", user, sizeof(user), why, sizeof(why))) {
+		hearth_orch_refuse(m, "bad_request", why, out);
+		return;
+	}
+	rc = hearth_json_get_bool(m->body, "preview", &preview);
+	if (rc && rc != -ENOENT) {
+		hearth_orch_refuse(m, "bad_request", "preview must be true or false", out);
+		return;
+	}
+	c = hearth_calloc(CAND_MAX, sizeof(*c));
+	if (!c) {
 		hearth_orch_refuse(m, "internal", "out of memory", out);
 		return;
 	}
+	why[0] = '\0';
+	for (int k = 0; k < nr; k++) {
+		const struct hearth_recipe *r = recipes[k];
+		cJSON *sl = NULL;
+		char swhy[256];
+
+		rc = resolve_slots(r, cJSON_IsObject(slots) ? slots : NULL, &sl, swhy,
+		                   sizeof(swhy));
+		if (rc == -ENOMEM)
+			goto oom;
+		if (rc) { /* this recipe cannot serve these slots; another may */
+			if (!why[0])
+				snprintf(why, sizeof(why), "%s", swhy);
+			continue;
+		}
+		for (int i = 0; i < r->nslots; i++) {
+			const cJSON *v = cJSON_GetObjectItemCaseSensitive(sl, r->slots[i].name);
+
+			if (!strcmp(r->slots[i].type, "room") && cJSON_IsString(v) &&
+			    !hearth_context_room_known(o->ctx, v->valuestring)) {
+				snprintf(why, sizeof(why), "no device is known in room \"%.64s\"",
+				         v->valuestring);
+				cJSON_Delete(sl);
+				hearth_orch_refuse(m, "unknown_room", why, out);
+				goto done;
+			}
+		}
+		rc = recipe_cands(o, r, sl, now, c, &n);
+		cJSON_Delete(sl);
+		if (rc)
+			goto oom;
+	}
+	if (n == 0) {
+		hearth_orch_refuse(m, "bad_request", why, out);
+		goto done;
+	}
+	/* Rank: best total first; a stable insertion keeps the book's order on ties. */
+	for (int i = 0; i < n; i++) {
+		int j = nranked++;
+
+		if (!c[i].ok) {
+			nranked--;
+			continue;
+		}
+		while (j > 0 && ranked[j - 1]->total < c[i].total) {
+			ranked[j] = ranked[j - 1];
+			j--;
+		}
+		ranked[j] = &c[i];
+	}
+	if (nranked == 0) {
+		hearth_orch_refuse(m, c[0].code, c[0].why, out);
+		goto done;
+	}
+	win = ranked[0];
+	p = win->p;
+	if (nranked > 1)
+		why_chosen(o, win, ranked[1], &win->notes);
+	p->alternatives = alternatives_json(o, ranked, nranked, c, n);
+	p->score = score_json(o, win);
+	win->p = NULL;
 	p->t_received = now->mono_ms;
 	p->wall_received = now->wall_ms;
 	snprintf(p->intent_id, sizeof(p->intent_id), "%s", m->id);
 	snprintf(p->intent, sizeof(p->intent), "%s", intent);
-	snprintf(p->recipe, sizeof(p->recipe), "%s", r->id);
-	snprintf(p->recipe_version, sizeof(p->recipe_version), "%s", r->version);
-	p->run_mode = (int)r->mode;
-	p->run_max = r->max > 0 ? r->max : 1;
+	snprintf(p->recipe, sizeof(p->recipe), "%s", win->r->id);
+	snprintf(p->recipe_version, sizeof(p->recipe_version), "%s", win->r->version);
+	p->run_mode = (int)win->r->mode;
+	p->run_max = win->r->max > 0 ? win->r->max : 1;
 	memcpy(p->policy_hash, o->policy_hash, sizeof(p->policy_hash));
 	snprintf(p->id, sizeof(p->id), "p-%llx-%lu", (unsigned long long)now->wall_ms, ++o->seq);
-	if ((rc = opt_id_field(m->body, "source", p->source, sizeof(p->source), why,
-	                       sizeof(why))) ||
-	    (rc = opt_id_field(m->body, "user", p->user, sizeof(p->user), why, sizeof(why)))) {
-		hearth_orch_refuse(m, "bad_request", why, out);
-		goto done;
-	}
-	rc = hearth_json_get_bool(m->body, "preview", &p->preview);
-	if (rc && rc != -ENOENT) {
-		hearth_orch_refuse(m, "bad_request", "preview must be true or false", out);
-		goto done;
-	}
-	rc = resolve_slots(r, cJSON_IsObject(slots) ? slots : NULL, &p->slots, why, sizeof(why));
-	if (rc) {
-		hearth_orch_refuse(m, rc == -ENOMEM ? "internal" : "bad_request",
-		                   rc == -ENOMEM ? "out of memory" : why, out);
-		goto done;
-	}
-	for (int i = 0; i < r->nslots; i++) {
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(p->slots, r->slots[i].name);
-
-		if (!strcmp(r->slots[i].type, "room") && cJSON_IsString(v) &&
-		    !hearth_context_room_known(o->ctx, v->valuestring)) {
-			snprintf(why, sizeof(why), "no device is known in room \"%.64s\"",
-			         v->valuestring);
-			hearth_orch_refuse(m, "unknown_room", why, out);
-			goto done;
-		}
-	}
-	rc = bind_steps(o, r, p, &notes, why, sizeof(why));
-	if (rc) {
-		hearth_orch_refuse(m, rc == HEARTH_E_TOO_LARGE ? "too_large" : "internal",
-		                   rc == -ENOMEM ? "out of memory" : why, out);
-		goto done;
-	}
-	if (p->nsteps == 0) {
-		snprintf(why, sizeof(why), "%s: no device %s can carry out any step%s%s", r->id,
-		         notes.len ? "that is online" : "here", notes.len ? ". " : "",
-		         notes.buf ? notes.buf : "");
-		hearth_orch_refuse(m, "no_devices", why, out);
-		goto done;
-	}
-	if (apply_policy(o, m, p, now, &notes, out))
-		goto done;
-	if (critique(o, r, p, &notes)) {
-		hearth_orch_refuse(m, "internal", "out of memory", out);
-		goto done;
-	}
-	link_after(r, p);
-	write_rationale(o, r, p, &rationale, notes.buf);
-	if (rationale.oom) {
-		hearth_orch_refuse(m, "internal", "out of memory", out);
-		goto done;
-	}
+	memcpy(p->source, source, sizeof(p->source));
+	memcpy(p->user, user, sizeof(p->user));
+	p->preview = preview;
+	write_rationale(o, win->r, p, &rationale, win->notes.buf);
+	if (rationale.oom || win->notes.oom || !p->alternatives || !p->score)
+		goto oom;
 	p->rationale = rationale.buf;
 	rationale.buf = NULL;
-	if (r->approval == HEARTH_APPROVAL_ALWAYS && !p->preview) {
+	if (win->r->approval == HEARTH_APPROVAL_ALWAYS && !p->preview) {
 		/* DESIGN 5: nothing of a plan that needs approval runs before a
 		 * valid one. The phone approval flow is not built yet, so such a
 		 * plan is refused (a preview still shows it). */
 		snprintf(why, sizeof(why),
 		         "%s needs the owner's approval, and this hub cannot ask for one yet: "
 		         "nothing was done",
-		         r->id);
+		         win->r->id);
 		hearth_orch_refuse(m, "forbidden", why, out);
 		goto done;
 	}
@@ -834,9 +1365,16 @@ on_intent(hearth_orch *o, hearth_msg *m, const hearth_now *now, const hearth_out
 		p = NULL;
 		hearth_post(out, &pm);
 	}
+	goto done;
+oom:
+	hearth_orch_refuse(m, "internal", "out of memory", out);
 done:
+	for (int i = 0; c && i < n; i++) {
+		hearth_plan_free(c[i].p);
+		hearth_strbuf_free(&c[i].notes);
+	}
+	hearth_free(c);
 	hearth_free(rationale.buf);
-	hearth_free(notes.buf);
 	hearth_plan_free(p);
 }
 

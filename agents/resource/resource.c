@@ -65,6 +65,21 @@ hearth_resource_active(const hearth_resource *r)
 	return r->n;
 }
 
+const char *
+hearth_resource_holder(const hearth_resource *r, const char *device)
+{
+	for (int i = 0; i < r->n; i++) {
+		const struct hearth_plan *p = r->plans[i];
+
+		if (hearth_plan_state_terminal(p->state))
+			continue;
+		for (int k = 0; k < p->nsteps; k++)
+			if (!strcmp(p->steps[k].device, device))
+				return p->id;
+	}
+	return NULL;
+}
+
 /* ==== Output ==== */
 
 /* The plan's journal entry: its current form, or NULL once it ended. */

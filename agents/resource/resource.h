@@ -49,5 +49,8 @@ void hearth_resource_restore(hearth_resource *r, struct hearth_plan *p, const he
                              const hearth_outbox *out);
 /* Plans not yet in a terminal state. */
 int hearth_resource_active(const hearth_resource *r);
+/* The id of the running plan that has a step on device (valid until the
+ * agent's next message), or NULL. */
+const char *hearth_resource_holder(const hearth_resource *r, const char *device);
 
 #endif

@@ -106,6 +106,11 @@ class CoapTest(harness.TestCase):
         self.assertEqual(reply["intent"], "scene.movie_night")
         self.assertIn(reply["state"], ("running", "completed"))
         self.assertEqual({s["device"] for s in reply["steps"]}, {"lamp-1", "blind-1", "tv-1"})
+        # It fits one CoAP block: the planner's workings are left out, and said so.
+        self.assertLessEqual(len(out.encode()), 1024, out)
+        self.assertEqual(reply.get("trimmed"), ["alternatives"], reply)
+        self.assertNotIn("alternatives", reply)
+        self.assertIn("score", reply)
         self.wait_plan(reply["plan_id"], "completed")
         # The CoAP reply is the one reply: nothing on the MQTT result topic.
         self.assertEqual(self.phone.messages(f"{P}/intent/c1/result"), [])

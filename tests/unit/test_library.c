@@ -110,6 +110,7 @@ static const struct {
         {"climate.set", "{\"room\":\"living\",\"temperature\":22}", 0},
         {"mode.quiet", "{\"room\":\"living\"}", 1},
         {"scene.welcome_guest", "{}", 2},
+        {"lights.reading", "{\"room\":\"living\"}", 1},
 };
 
 #define NEXPECTED ((int)(sizeof(expected) / sizeof(expected[0])))
