@@ -197,6 +197,10 @@ hearth_plan_episode_json(const struct hearth_plan *p, const hearth_now *now)
 	}
 	cJSON_AddItemToObject(o, "steps", hearth_plan_steps_json(p));
 	cJSON_AddStringToObject(o, "rationale", p->rationale ? p->rationale : "");
+	if (p->critique)
+		cJSON_AddItemToObject(o, "critique", cJSON_Duplicate(p->critique, 1));
+	if (p->score)
+		cJSON_AddItemToObject(o, "score", cJSON_Duplicate(p->score, 1));
 	return o;
 }
 
@@ -231,6 +235,10 @@ hearth_plan_journal_json(const struct hearth_plan *p)
 	                      p->slots ? cJSON_Duplicate(p->slots, 1) : cJSON_CreateObject());
 	cJSON_AddStringToObject(o, "state", hearth_plan_state_name(p->state));
 	cJSON_AddStringToObject(o, "rationale", p->rationale ? p->rationale : "");
+	if (p->critique)
+		cJSON_AddItemToObject(o, "critique", cJSON_Duplicate(p->critique, 1));
+	if (p->score)
+		cJSON_AddItemToObject(o, "score", cJSON_Duplicate(p->score, 1));
 	if (p->reason)
 		cJSON_AddStringToObject(o, "reason", p->reason);
 	cJSON_AddNumberToObject(o, "ts", (double)p->wall_received);
@@ -347,6 +355,10 @@ hearth_plan_from_journal(const cJSON *j, char *why, size_t wl)
 		p->rationale = hearth_strdup(s);
 	if (!hearth_json_get_str(j, "reason", &s))
 		p->reason = hearth_strdup(s);
+	if (cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(j, "critique")))
+		p->critique = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(j, "critique"), 1);
+	if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(j, "score")))
+		p->score = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(j, "score"), 1);
 	if (!hearth_json_get_num(j, "ts", &num))
 		p->wall_received = (int64_t)num;
 	cJSON_ArrayForEach(sj, steps)

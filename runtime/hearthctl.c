@@ -1723,6 +1723,68 @@ sb_args(struct hearth_strbuf *b, const cJSON *args)
 	}
 }
 
+static double
+num_or(const cJSON *o, const char *key, double def)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return cJSON_IsNumber(v) ? v->valuedouble : def;
+}
+
+/* The chosen plan's score and the candidates it was weighed against. */
+static int
+print_score(const cJSON *r)
+{
+	static const char *const dims[] = {"latency", "friction", "comfort", "privacy", "energy"};
+	const cJSON *sc = hearth_json_obj(r, "score"), *e = hearth_json_obj(sc, "estimate"), *a;
+	struct table t = {
+	        .ncols = 4,
+	        .head = {"RANK", "RECIPE", "DEVICES", "SCORE"},
+	        .max = {6, 32, 48, 0},
+	};
+	int err = 0;
+
+	if (!sc || !cJSON_GetObjectItemCaseSensitive(sc, "total"))
+		return 0;
+	printf("score: %.2f (", num_or(sc, "total", 0));
+	for (size_t d = 0; d < sizeof(dims) / sizeof(dims[0]); d++)
+		printf("%s%s %.2f", d ? ", " : "", dims[d], num_or(sc, dims[d], 0));
+	printf("); about %.0f ms, %.0f approval(s), %.0f W\n", num_or(e, "latency_ms", 0),
+	       num_or(e, "approvals", 0), num_or(e, "watts", 0));
+	if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r, "alternatives")) < 2)
+		return 0;
+	printf("\nalternatives:\n");
+	cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(r, "alternatives"))
+	{
+		struct hearth_strbuf b[4] = {{0}};
+		const cJSON *d;
+		bool first = true;
+
+		if (cJSON_GetObjectItemCaseSensitive(a, "excluded"))
+			hearth_strbuf_addf(&b[0], "-");
+		else
+			hearth_strbuf_addf(
+			        &b[0], "%.0f%s", num_or(a, "rank", 0),
+			        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "chosen")) ? " *"
+			                                                                    : "");
+		hearth_strbuf_addf(&b[1], "%s", str_or(a, "recipe", "?"));
+		cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(a, "devices"))
+		{
+			hearth_strbuf_addf(&b[2], "%s%s", first ? "" : " ",
+			                   cJSON_IsString(d) ? d->valuestring : "?");
+			first = false;
+		}
+		if (cJSON_GetObjectItemCaseSensitive(a, "excluded"))
+			hearth_strbuf_addf(&b[3], "excluded (%s)", str_or(a, "excluded", "?"));
+		else
+			hearth_strbuf_addf(&b[3], "%.2f",
+			                   num_or(hearth_json_obj(a, "score"), "total", 0));
+		if ((err = table_add(&t, b)))
+			break;
+	}
+	return table_done(&t, err);
+}
+
 static int
 print_plan(const struct ctl *c, const cJSON *r)
 {
@@ -1763,6 +1825,8 @@ print_plan(const struct ctl *c, const cJSON *r)
 	if (table_done(&t, err))
 		return 1;
 	printf("\nwhy: %s\n", str_or(r, "rationale", ""));
+	if (print_score(r))
+		return 1;
 	if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(r, "policy_hash")))
 		printf("policy: %.12s\n", str_or(r, "policy_hash", ""));
 	return 0;

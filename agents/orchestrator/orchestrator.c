@@ -1005,8 +1005,16 @@ why_chosen(const hearth_orch *o, const struct cand *win, const struct cand *next
 	hearth_strbuf_addf(t, " (score %.2f against %.2f)", win->total, next->total);
 	switch (best) {
 	case HEARTH_SCORE_LATENCY:
-		hearth_strbuf_addf(t, ": it should be done sooner (about %.0f ms against %.0f ms)",
-		                   win->est_ms, next->est_ms);
+		if (win->est_ms < 0.5)
+			hearth_strbuf_addf(t,
+			                   ": it is already done, where the other would take "
+			                   "about %.0f ms",
+			                   next->est_ms);
+		else
+			hearth_strbuf_addf(t,
+			                   ": it should be done sooner (about %.0f ms against %.0f "
+			                   "ms)",
+			                   win->est_ms, next->est_ms);
 		break;
 	case HEARTH_SCORE_FRICTION:
 		hearth_strbuf_addf(t, ": it asks for fewer approvals (%d against %d)",

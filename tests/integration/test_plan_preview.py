@@ -6,6 +6,7 @@ words as an MQTT intent's "text" are understood; words no recipe covers get
 no_match, on the CLI and on the wire.
 """
 
+import json
 import os
 import sys
 
@@ -38,6 +39,27 @@ class PlanPreviewTest(harness.TestCase):
         self.assertIn("nothing sent", out)
         self.assertEqual(phone.messages(f"{P}/device/+/set", since=mark), [],
                          "a preview sends no command")
+
+        self.assertIn("score: ", out)
+
+        # A step that needs one light: each light of the room is a candidate,
+        # scored and ranked; the rationale says why the winner won.
+        r = harness.run_ctl(hub.data_dir, "plan", "reading light in the living room")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("alternatives:", r.stdout)
+        self.assertIn("Chosen over Reading light with", r.stdout)
+        r = harness.run_ctl(hub.data_dir, "plan", "reading light in the living room", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        plan = json.loads(r.stdout)
+        alts = plan["alternatives"]
+        self.assertEqual(sorted(d for a in alts for d in a["devices"]), ["ceiling-1", "lamp-1"])
+        self.assertEqual([a["rank"] for a in alts], [1, 2])
+        self.assertTrue(alts[0]["chosen"])
+        self.assertGreaterEqual(alts[0]["score"]["total"], alts[1]["score"]["total"])
+        self.assertEqual(plan["score"], alts[0]["score"])
+        self.assertEqual([s["device"] for s in plan["steps"]], alts[0]["devices"])
+        self.assertEqual(plan["score"]["weights"],
+                         {"latency": 1, "friction": 1, "comfort": 1, "privacy": 1, "energy": 0.5})
 
         r = harness.run_ctl(hub.data_dir, "plan", "sing", "me", "a", "song")
         self.assertEqual(r.returncode, 1)

@@ -457,6 +457,44 @@ test_running_plan_holds_device(void **state)
 	assert_contains(jstr(b, "rationale"), "Busy: Frugal light is in use");
 }
 
+/* The critique and the score go into the journal (and back) and the episode. */
+static void
+test_critique_and_score_kept(void **state)
+{
+	struct fx *f = *state;
+	hearth_msg m = {.type = HEARTH_MSG_INTENT};
+	hearth_msg *pm;
+	struct hearth_plan *q;
+	cJSON *j, *ep;
+	char why[128] = "";
+
+	f->held = "fast";
+	weights(f, 1, 0, 0, 0, 0);
+	sink_reset(&f->sink);
+	snprintf(m.id, sizeof(m.id), "i-run");
+	m.body = cJSON_Parse("{\"intent\":\"test.read\"}");
+	hearth_orch_handle(f->orch, &m, &f->now, &f->out);
+	hearth_msg_clear(&m);
+	pm = sink_nth(&f->sink, HEARTH_MSG_PLAN, 0);
+	assert_int_equal(cJSON_GetArraySize(pm->plan->critique), 1);
+	j = hearth_plan_journal_json(pm->plan);
+	assert_non_null(j);
+	q = hearth_plan_from_journal(j, why, sizeof(why));
+	assert_non_null(q);
+	assert_true(cJSON_Compare(q->critique, pm->plan->critique, 1));
+	assert_true(cJSON_Compare(q->score, pm->plan->score, 1));
+	ep = hearth_plan_episode_json(q, &f->now);
+	assert_string_equal(
+	        jstr(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(ep, "critique"), 0),
+	             "kind"),
+	        "busy");
+	assert_true(
+	        cJSON_Compare(cJSON_GetObjectItemCaseSensitive(ep, "score"), pm->plan->score, 1));
+	cJSON_Delete(ep);
+	cJSON_Delete(j);
+	hearth_plan_free(q);
+}
+
 /* The number of alternatives shown follows the configuration. */
 static void
 test_alternatives_capped(void **state)
@@ -485,6 +523,7 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_transitive_after_removed, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_running_plan_holds_device, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_alternatives_capped, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_critique_and_score_kept, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
