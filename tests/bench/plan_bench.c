@@ -26,8 +26,10 @@
  * resolution, binding, holds, policy, rationale, and the INTENT_REPLY's JSON,
  * which the outbox frees at once (as the bus would after sending it). The
  * intent body is parsed outside the timed region (the runtime hands it over
- * parsed). A last set of rows does the same for the text "movie night in the
- * lounge" through the matcher of the built-in library (HEARTH_RECIPES_DIR).
+ * parsed). A third set of rows does the same for the text "movie night in the
+ * lounge" through the matcher of the built-in library (HEARTH_RECIPES_DIR),
+ * and a last one for the recipe with its lights step as "pick": "one" (every
+ * light of the room a candidate plan, scored and ranked).
  *
  *   plan_bench [--iterations N]
  *
@@ -346,17 +348,17 @@ report_problem(void *ud, const char *line)
 	fprintf(stderr, "plan_bench: recipe problem: %s\n", line);
 }
 
-/* Validate the inline recipe, write it to a temporary folder, load it. */
+/* Validate a recipe (the inline one, or its pick-one variant), write it to a
+ * temporary folder, load it. */
 static hearth_recipe_book *
-bench_book(void)
+bench_book(const char *json)
 {
 	char dir[] = "/tmp/plan_bench.XXXXXX", path[64], why[256] = "";
 	struct hearth_recipe *r;
 	hearth_recipe_book *b;
 	FILE *f;
 
-	if (hearth_recipe_parse(recipe_json, strlen(recipe_json), "bench.evening.json", &r, why,
-	                        sizeof(why))) {
+	if (hearth_recipe_parse(json, strlen(json), "bench.evening.json", &r, why, sizeof(why))) {
 		fprintf(stderr, "plan_bench: %s\n", why);
 		exit(1);
 	}
@@ -371,7 +373,7 @@ bench_book(void)
 	}
 	snprintf(path, sizeof(path), "%s/bench.evening.json", dir);
 	f = fopen(path, "w");
-	if (!f || fputs(recipe_json, f) < 0 || fclose(f)) {
+	if (!f || fputs(json, f) < 0 || fclose(f)) {
 		perror("plan_bench: writing the recipe");
 		exit(1);
 	}
@@ -383,6 +385,30 @@ bench_book(void)
 	unlink(path);
 	rmdir(dir);
 	return b;
+}
+
+/*
+ * The recipe with its "lights" step as "pick": "one": each light of the room
+ * makes a candidate plan, all bound, critiqued and scored (the cost of the
+ * alternatives).
+ */
+static char *
+pick_variant(void)
+{
+	static const char anchor[] = "\"target\":{\"room\":\"{room}\",\"kind\":\"light\"},";
+	const char *at = strstr(recipe_json, anchor);
+	size_t head, len = strlen(recipe_json);
+	char *out = malloc(len + 32);
+
+	if (!at || !out) {
+		fprintf(stderr, "plan_bench: cannot make the pick-one recipe\n");
+		exit(1);
+	}
+	head = (size_t)(at - recipe_json) + strlen(anchor);
+	memcpy(out, recipe_json, head);
+	strcpy(out + head, "\"pick\":\"one\",");
+	strcat(out, recipe_json + head);
+	return out;
 }
 
 /* ==== Main ==== */
@@ -403,8 +429,9 @@ main(int argc, char **argv)
 	static const char text[] =
 	        "{\"text\":\"movie night in the " TARGET_ROOM "\",\"preview\":true}";
 	hearth_now now = {.mono_ms = 1000, .wall_ms = 1700000000000};
-	struct result fixed[NSIZES], share[NSIZES], movie[NSIZES];
-	hearth_recipe_book *bench, *library;
+	struct result fixed[NSIZES], share[NSIZES], movie[NSIZES], pick[NSIZES];
+	hearth_recipe_book *bench, *library, *picky;
+	char *pick_json;
 	char why[256] = "";
 	long n = 20000;
 	int64_t *v, t0;
@@ -424,7 +451,9 @@ main(int argc, char **argv)
 		fprintf(stderr, "plan_bench: out of memory\n");
 		return 1;
 	}
-	bench = bench_book();
+	bench = bench_book(recipe_json);
+	pick_json = pick_variant();
+	picky = bench_book(pick_json);
 	if (hearth_recipe_book_load(HEARTH_RECIPES_DIR, &library, report_problem, NULL, why,
 	                            sizeof(why))) {
 		fprintf(stderr, "plan_bench: %s: %s\n", HEARTH_RECIPES_DIR, why);
@@ -436,14 +465,17 @@ main(int argc, char **argv)
 	       n);
 	printf("%-10s %8s %8s %6s %7s %8s %8s %8s  %s\n", "layout", "devices", "in_room", "bound",
 	       "skipped", "p50_us", "p99_us", "max_us", "reply");
-	for (int pass = 0; pass < 3; pass++) {
+	for (int pass = 0; pass < 4; pass++) {
 		for (int s = 0; s < NSIZES; s++) {
 			int devices = sizes[s];
 			int in_room = pass == 1 ? devices / 5 : ROOM_SIZE;
 			hearth_context *c = build_home(devices, in_room, &now);
 			hearth_orch *o;
 
-			if (hearth_orch_new(pass == 2 ? library : bench, c, &o)) {
+			if (hearth_orch_new(pass == 2   ? library
+			                    : pass == 3 ? picky
+			                                : bench,
+			                    c, &o)) {
 				fprintf(stderr, "plan_bench: out of memory\n");
 				return 1;
 			}
@@ -455,8 +487,11 @@ main(int argc, char **argv)
 			else if (pass == 1)
 				share[s] = row("room 20%", o, devices, in_room, structured, n, v,
 				               &now);
-			else
+			else if (pass == 2)
 				movie[s] = row("text movie", o, devices, in_room, text, n, v, &now);
+			else
+				pick[s] = row("pick one", o, devices, in_room, structured, n, v,
+				              &now);
 			hearth_orch_free(o);
 			hearth_context_free(c);
 		}
@@ -464,6 +499,7 @@ main(int argc, char **argv)
 	growth("(room 20):", fixed);
 	growth("(room 20%):", share);
 	growth("(text movie):", movie);
+	growth("(pick one):", pick);
 	printf("bench.evening, 10 steps, 200 devices, room of 20: p50 %.1f us, p99 %.1f us "
 	       "(target p99 <= 1000 us: %s); whole run %.1f s\n",
 	       fixed[1].p50, fixed[1].p99, fixed[1].p99 <= 1000.0 ? "met" : "MISSED",
@@ -471,5 +507,7 @@ main(int argc, char **argv)
 	free(v);
 	hearth_recipe_book_free(library);
 	hearth_recipe_book_free(bench);
+	hearth_recipe_book_free(picky);
+	free(pick_json);
 	return 0;
 }
