@@ -1041,6 +1041,29 @@ why_chosen(const hearth_orch *o, const struct cand *win, const struct cand *next
 
 /* ==== Candidates ==== */
 
+/* Findings for a candidate expected to miss its recipe's targets. */
+static int
+over_targets(struct cand *c)
+{
+	char buf[200];
+
+	if (c->r->target_latency_ms > 0 && c->est_ms > c->r->target_latency_ms) {
+		snprintf(buf, sizeof(buf),
+		         "it should take about %.0f ms, over the recipe's target of %d ms",
+		         c->est_ms, c->r->target_latency_ms);
+		if (finding(c->p, &c->notes, "over_target", "Over target", buf))
+			return -ENOMEM;
+	}
+	if (c->r->target_max_approvals >= 0 && c->approvals > c->r->target_max_approvals) {
+		snprintf(buf, sizeof(buf),
+		         "it asks for %d approval%s, over the recipe's target of %d", c->approvals,
+		         c->approvals == 1 ? "" : "s", c->r->target_max_approvals);
+		if (finding(c->p, &c->notes, "over_target", "Over target", buf))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 /* Build c (c->r and c->pick set, c->p holding the slots): bind, rules,
  * critique, dependencies, score. 0 (c->ok says whether it may run), or
  * -ENOMEM. */
@@ -1075,7 +1098,7 @@ build_cand(hearth_orch *o, struct cand *c, const hearth_now *now)
 	link_after(c->r, c->p);
 	c->ok = true;
 	score(o, c);
-	return 0;
+	return over_targets(c);
 }
 
 /* A new candidate for r in c[*n], its plan holding a copy of slots. */

@@ -457,6 +457,36 @@ test_running_plan_holds_device(void **state)
 	assert_contains(jstr(b, "rationale"), "Busy: Frugal light is in use");
 }
 
+/* A candidate expected to miss the recipe's latency target says so. */
+static void
+test_over_target_finding(void **state)
+{
+	static const char *const docs[] = {
+	        "{\"id\":\"test.read\",\"version\":\"1.0.0\",\"title\":\"Read\","
+	        "\"intents\":[\"test.read\"],\"targets\":{\"latency_ms\":100},\"steps\":[{"
+	        "\"id\":\"light\",\"capability\":\"light.brightness\",\"target\":{\"room\":"
+	        "\"den\"},\"pick\":\"one\",\"args\":{\"on\":true,\"brightness\":100}}]}",
+	        NULL};
+	struct fx *f = *state;
+	const cJSON *b;
+
+	load_book(f, docs);
+	weights(f, 1, 0, 0, 0, 0);
+	b = preview(f, "{\"intent\":\"test.read\",\"preview\":true}");
+	assert_string_equal(step_device(b, 0), "fast");
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(b, "critique")), 0);
+	weights(f, 0, 0, 0, 0, 1);
+	b = preview(f, "{\"intent\":\"test.read\",\"preview\":true}");
+	assert_string_equal(step_device(b, 0), "frugal");
+	assert_string_equal(
+	        jstr(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(b, "critique"), 0),
+	             "kind"),
+	        "over_target");
+	assert_contains(jstr(b, "rationale"),
+	                "Over target: it should take about 900 ms, over the recipe's target of "
+	                "100 ms");
+}
+
 /* The critique and the score go into the journal (and back) and the episode. */
 static void
 test_critique_and_score_kept(void **state)
@@ -524,6 +554,7 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_running_plan_holds_device, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_alternatives_capped, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_critique_and_score_kept, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_over_target_finding, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
