@@ -249,14 +249,18 @@ parse_after(struct pctx *p, struct hearth_recipe *r, const cJSON *after, int i)
 			problem(p, "steps[%d].after[%d]: must be a step id (a string)", i, k++);
 			continue;
 		}
-		if (st->id && !strcmp(a->valuestring, st->id)) {
-			problem(p, "steps[%d].after[%d]: a step cannot wait for itself", i, k++);
-			continue;
-		}
-		/* later steps are not parsed yet: only earlier ones can be found */
+		/*
+		 * Later steps are not parsed yet: only earlier ones can be found
+		 * (first, so that a step that reuses an earlier id still waits
+		 * for that one rather than for itself).
+		 */
 		for (int j = 0; j < i && found < 0; j++)
 			if (r->steps[j].id && !strcmp(r->steps[j].id, a->valuestring))
 				found = j;
+		if (found < 0 && st->id && !strcmp(a->valuestring, st->id)) {
+			problem(p, "steps[%d].after[%d]: a step cannot wait for itself", i, k++);
+			continue;
+		}
 		if (found < 0) {
 			if (!unnamed)
 				problem(p, "steps[%d].after[%d]: \"%.64s\" is not an earlier step",

@@ -1,10 +1,12 @@
 /*
  * test_recipe.c - recipe documents and the recipe book. The built-in
  * library must load clean. A recipe that is wrong anywhere is refused with
- * one line that names the file, the JSON path of the field and what is
- * wrong ("file: steps[0].args.brightness: ..."), because that line is all a
- * recipe author gets. The book skips what does not load and reports it, in
- * file-name order (fixtures in tests/unit/fixtures/recipes).
+ * one line per mistake, each naming the file, the JSON path of the field and
+ * what is wrong ("file: steps[0].args.brightness: ..."), because those lines
+ * are all a recipe author gets: every mistake at once, and no second line
+ * for a check that depends on a field already refused. The book skips what
+ * does not load and reports it line by line, in file-name order (fixtures in
+ * tests/unit/fixtures/recipes).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,8 +28,10 @@
 
 /* ==== Reports from the book ==== */
 
+#define LINES_MAX 32
+
 struct lines {
-	char *v[16];
+	char *v[LINES_MAX];
 	int n;
 };
 
@@ -36,7 +40,7 @@ collect(void *ud, const char *line)
 {
 	struct lines *l = ud;
 
-	if (l->n < 16)
+	if (l->n < LINES_MAX)
 		l->v[l->n] = strdup(line);
 	l->n++;
 }
@@ -44,7 +48,7 @@ collect(void *ud, const char *line)
 static void
 lines_free(struct lines *l)
 {
-	for (int i = 0; i < l->n && i < 16; i++)
+	for (int i = 0; i < l->n && i < LINES_MAX; i++)
 		free(l->v[i]);
 	l->n = 0;
 }
@@ -622,6 +626,252 @@ test_parse_slot_args(void **state)
 	                "true or false");
 }
 
+/* ==== Every problem at once ==== */
+
+/* tests/unit/fixtures/recipes/many/many.json: 25 mistakes, each one line. */
+static const char *const many_lines[] = {
+        "id: must be 1-64 characters of A-Z a-z 0-9 _ . -",
+        "version: must be a string",
+        "intents[1]: must be a string",
+        "slots.level.type: \"percentage\" is not one of room, string, number, percent, "
+        "temperature",
+        "sentences[0]: \"[\" is not closed",
+        "mode: must be \"single\", \"restart\", \"queued\" or \"parallel\"",
+        "max: must be from 1 to 64",
+        "consents[1]: \"dna\" is not a data class (presence, media, audio, environment, "
+        "energy, location, camera, device, other)",
+        "targets.latency_ms: must be from 1 to 3600000",
+        "approval: must be \"auto\", \"always\" or \"never\"",
+        "steps[0].capability: unknown capability \"light.disco\"",
+        "steps[0].target.room: refers to slot \"area\", which slots does not declare",
+        "steps[0].pick: must be \"all\" or \"one\"",
+        "steps[0].args.on: on must be true or false",
+        "steps[0].args.sparkle: no capability has this property",
+        "steps[0].holds.brightness: a bound is {\"max\":N} or {\"min\":N}",
+        "steps[0].timeout_ms: must be from 10 to 3600000",
+        "steps[0].compensate: must be true or false",
+        "steps[0].after[0]: a step cannot wait for itself",
+        "steps[0].after[1]: \"nothing\" is not an earlier step",
+        "steps[1].id: \"lights\" is used by steps[0] too",
+        "steps[1].capability: \"sensor.motion\" is a sensor and cannot be commanded",
+        "steps[1].after[1]: \"lights\" is listed twice",
+        "steps[2].id: is required (a string)",
+        /* steps[3].after names "covers": steps[2] has no id, so no line */
+};
+#define MANY_N ((int)(sizeof(many_lines) / sizeof(many_lines[0])))
+
+static char *
+read_fixture(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	static char buf[8192];
+	size_t n;
+
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* Splits why at '\n' into v (in place); returns the number of lines. */
+static int
+split_lines(char *why, char **v, int max)
+{
+	int n = 0;
+
+	for (char *line = why; line && n < max; n++) {
+		char *nl = strchr(line, '\n');
+
+		v[n] = line;
+		if (nl)
+			*nl = '\0';
+		line = nl ? nl + 1 : NULL;
+	}
+	return n;
+}
+
+static void
+test_parse_every_problem(void **state)
+{
+	struct hearth_recipe *r = (struct hearth_recipe *)1;
+	char *text = read_fixture(FIXTURES "/many/many.json");
+	char why[8192] = "", want[512], *v[64];
+	int n;
+
+	(void)state;
+	assert_int_equal(hearth_recipe_parse(text, strlen(text), "many.json", &r, why, sizeof(why)),
+	                 HEARTH_E_INVALID);
+	assert_null(r);
+	n = split_lines(why, v, 64);
+	for (int i = 0; i < n && i < MANY_N; i++) {
+		snprintf(want, sizeof(want), "many.json: %s", many_lines[i]);
+		if (strcmp(v[i], want))
+			fail_msg("line %d:\ngot  \"%s\"\nwant \"%s\"", i, v[i], want);
+	}
+	assert_int_equal(n, MANY_N);
+}
+
+/* Each document holds one mistake that others depend on: exactly one line. */
+static void
+test_parse_no_cascade(void **state)
+{
+	static const struct {
+		const char *text, *why;
+	} cases[] = {
+	        /* slots is not an object: no slot reference is judged */
+	        {"{\"id\":\"t\",\"version\":\"1\",\"intents\":[\"t\"],\"slots\":[\"room\"],"
+	         "\"sentences\":[\"lights on in the {room}\"],\"steps\":[{\"id\":\"a\","
+	         "\"capability\":\"light.brightness\",\"target\":{\"room\":\"{room}\"},"
+	         "\"args\":{\"brightness\":\"{level}\"}}]}",
+	         "t.json: slots: must be an object of slot name -> {type, required, default}"},
+	        /* a refused slot type: the args that use the slot are not judged */
+	        {"{\"id\":\"t\",\"version\":\"1\",\"intents\":[\"t\"],"
+	         "\"slots\":{\"level\":{\"type\":\"percentage\",\"default\":300}},"
+	         "\"steps\":[{\"id\":\"a\",\"capability\":\"light.brightness\","
+	         "\"args\":{\"brightness\":\"{level}\"}}]}",
+	         "t.json: slots.level.type: \"percentage\" is not one of room, string, number, "
+	         "percent, temperature"},
+	        /* a refused default is not judged again where the slot is used */
+	        {"{\"id\":\"t\",\"version\":\"1\",\"intents\":[\"t\"],"
+	         "\"slots\":{\"level\":{\"type\":\"percent\",\"default\":\"high\"}},"
+	         "\"steps\":[{\"id\":\"a\",\"capability\":\"light.brightness\","
+	         "\"args\":{\"brightness\":\"{level}\"}}]}",
+	         "t.json: slots.level.default: must be a number"},
+	        /* a step without an id: a later after that names nothing known is its */
+	        {"{\"id\":\"t\",\"version\":\"1\",\"intents\":[\"t\"],\"steps\":["
+	         "{\"capability\":\"light.on_off\",\"args\":{\"on\":true}},"
+	         "{\"id\":\"b\",\"capability\":\"light.on_off\",\"args\":{\"on\":true},"
+	         "\"after\":[\"lamp\"]}]}",
+	         "t.json: steps[0].id: is required (a string)"},
+	        /* a step that is not an object: the same */
+	        {"{\"id\":\"t\",\"version\":\"1\",\"intents\":[\"t\"],\"steps\":[7,"
+	         "{\"id\":\"b\",\"capability\":\"light.on_off\",\"args\":{\"on\":true},"
+	         "\"after\":[\"lamp\"]}]}",
+	         "t.json: steps[0]: must be an object"},
+	        /* an invalid step id can still be named in after */
+	        {"{\"id\":\"t\",\"version\":\"1\",\"intents\":[\"t\"],\"steps\":["
+	         "{\"id\":\"a b\",\"capability\":\"light.on_off\",\"args\":{\"on\":true}},"
+	         "{\"id\":\"b\",\"capability\":\"light.on_off\",\"args\":{\"on\":true},"
+	         "\"after\":[\"a b\"]}]}",
+	         "t.json: steps[0].id: must be 1-64 characters of A-Z a-z 0-9 _ . -"},
+	        /* a reused step id: after still means the earlier step, not itself */
+	        {"{\"id\":\"t\",\"version\":\"1\",\"intents\":[\"t\"],\"steps\":["
+	         "{\"id\":\"a\",\"capability\":\"light.on_off\",\"args\":{\"on\":true}},"
+	         "{\"id\":\"a\",\"capability\":\"light.on_off\",\"args\":{\"on\":true},"
+	         "\"after\":[\"a\"]}]}",
+	         "t.json: steps[1].id: \"a\" is used by steps[0] too"},
+	        /* intents that are not an array are not also "empty" */
+	        {"{\"id\":\"t\",\"version\":\"1\",\"intents\":\"t\",\"steps\":[" STEP_OK "]}",
+	         "t.json: intents: must be an array of strings"},
+	        /* a missing id is not also an invalid one */
+	        {"{\"version\":\"1\",\"intents\":[\"t\"],\"steps\":[" STEP_OK "]}",
+	         "t.json: id: is required (a string)"},
+	        /* a missing capability does not stop the args being checked (and right) */
+	        {"{\"id\":\"t\",\"version\":\"1\",\"intents\":[\"t\"],\"steps\":["
+	         "{\"id\":\"a\",\"capability\":3,\"args\":{\"on\":true}}]}",
+	         "t.json: steps[0].capability: must be a capability name (a string)"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		parse_bad(cases[i].text, cases[i].why);
+}
+
+/* Two mistakes in one step, two in the slots, one per section: all reported. */
+static void
+test_parse_problems_per_field(void **state)
+{
+	(void)state;
+	parse_bad(doc("\"max\":99,\"targets\":{\"latency_ms\":-5,\"max_approvals\":99}",
+	              "[{\"id\":\"a\",\"capability\":\"light.brightness\",\"args\":{"
+	              "\"brightness\":500,\"on\":1},\"after\":[7,\"zz\"]}]"),
+	          "t.json: max: must be from 1 to 64\n"
+	          "t.json: targets.latency_ms: must be from 1 to 3600000\n"
+	          "t.json: targets.max_approvals: must be from 0 to 16\n"
+	          "t.json: steps[0].args.brightness: brightness must be a number from 0 to 100\n"
+	          "t.json: steps[0].args.on: on must be true or false\n"
+	          "t.json: steps[0].after[0]: must be a step id (a string)\n"
+	          "t.json: steps[0].after[1]: \"zz\" is not an earlier step");
+	parse_bad("{\"id\":\"t\",\"version\":\"1\",\"intents\":[\"t\"],\"slots\":{"
+	          "\"a b\":{\"type\":\"room\",\"required\":\"yes\"},\"n\":3},"
+	          "\"sentences\":[\"{a b}\",\"[x]\",\"(y\"],"
+	          "\"consents\":[1,\"media\",\"media\"],\"steps\":[" STEP_OK "]}",
+	          "t.json: slots.a b: slot names are 1-64 characters of A-Z a-z 0-9 _ . -\n"
+	          "t.json: slots.a b.required: must be true or false\n"
+	          "t.json: slots.n: must be an object\n"
+	          "t.json: sentences[0]: \"{a b}\" is not a slot name\n"
+	          "t.json: sentences[2]: \"(\" is not closed\n"
+	          "t.json: consents[0]: must be a string\n"
+	          "t.json: consents[2]: \"media\" is listed twice");
+}
+
+static void
+test_parse_pick(void **state)
+{
+	struct hearth_recipe *r;
+
+	(void)state;
+	r = parse_ok(doc(
+	        "", "[{\"id\":\"a\",\"capability\":\"light.on_off\",\"pick\":\"one\","
+	            "\"args\":{\"on\":true}},{\"id\":\"c\",\"capability\":"
+	            "\"light.on_off\",\"pick\":\"all\",\"args\":{\"on\":true}}," STEP_B("[]") "]"));
+	assert_true(r->steps[0].pick_one);
+	assert_false(r->steps[1].pick_one);
+	assert_false(r->steps[2].pick_one); /* the default is all */
+	hearth_recipe_free(r);
+	parse_bad(doc("", "[{\"id\":\"a\",\"capability\":\"light.on_off\",\"pick\":\"any\","
+	                  "\"args\":{\"on\":true}}]"),
+	          "t.json: steps[0].pick: must be \"all\" or \"one\"");
+	parse_bad(doc("", "[{\"id\":\"a\",\"capability\":\"light.on_off\",\"pick\":1,"
+	                  "\"args\":{\"on\":true}}]"),
+	          "t.json: steps[0].pick: must be \"all\" or \"one\"");
+}
+
+/* A why too small for every line ends with the count of the others. */
+static void
+test_parse_problems_overflow(void **state)
+{
+	char *text = read_fixture(FIXTURES "/many/many.json"), why[400], want[512], *v[64];
+	struct hearth_recipe *r = NULL;
+	int n, more;
+
+	(void)state;
+	assert_int_equal(hearth_recipe_parse(text, strlen(text), "m.json", &r, why, sizeof(why)),
+	                 HEARTH_E_INVALID);
+	assert_null(r);
+	assert_true(strlen(why) < sizeof(why));
+	n = split_lines(why, v, 64);
+	assert_true(n >= 2 && n < MANY_N);
+	for (int i = 0; i < n - 1; i++) {
+		snprintf(want, sizeof(want), "m.json: %s", many_lines[i]);
+		assert_string_equal(v[i], want);
+	}
+	more = MANY_N - (n - 1); /* the count is exact */
+	snprintf(want, sizeof(want), "m.json: ... and %d more problems", more);
+	assert_string_equal(v[n - 1], want);
+
+	/* no room for even one line: only the count */
+	char tiny[48];
+
+	assert_int_equal(hearth_recipe_parse(text, strlen(text), "m.json", &r, tiny, sizeof(tiny)),
+	                 HEARTH_E_INVALID);
+	snprintf(want, sizeof(want), "m.json: ... and %d more problems", MANY_N);
+	assert_string_equal(tiny, want);
+
+	/* version, intents and steps missing: 3 */
+	assert_int_equal(
+	        hearth_recipe_parse("{\"id\":\"t\"}", 10, "m.json", &r, tiny, sizeof(tiny)),
+	        HEARTH_E_INVALID);
+	assert_string_equal(tiny, "m.json: ... and 3 more problems");
+	/* one problem that does not fit says so in the singular */
+	const char *one = "{\"id\":\"t\",\"intents\":[\"t\"],\"steps\":[" STEP_OK "]}";
+
+	assert_int_equal(hearth_recipe_parse(one, strlen(one), "m.json", &r, tiny, sizeof(tiny)),
+	                 HEARTH_E_INVALID);
+	assert_string_equal(tiny, "m.json: ... and 1 more problem");
+}
+
 /* ==== The book ==== */
 
 static void
@@ -635,7 +885,7 @@ test_builtin_library_loads_clean(void **state)
 	assert_int_equal(hearth_recipe_book_load(HEARTH_RECIPES_DIR, &b, collect, &problems, why,
 	                                         sizeof(why)),
 	                 0);
-	for (int i = 0; i < problems.n && i < 16; i++)
+	for (int i = 0; i < problems.n && i < LINES_MAX; i++)
 		print_error("problem: %s\n", problems.v[i]);
 	assert_int_equal(problems.n, 0);
 	assert_true(hearth_recipe_book_count(b) >= 1);
@@ -726,6 +976,28 @@ test_book_duplicate_ids(void **state)
 	lines_free(&problems);
 }
 
+/* A file with several problems: one report per line, each naming the file. */
+static void
+test_book_reports_each_line(void **state)
+{
+	struct lines problems = {0};
+	hearth_recipe_book *b = NULL;
+	char why[256] = "", want[512];
+
+	(void)state;
+	assert_int_equal(
+	        hearth_recipe_book_load(FIXTURES "/many", &b, collect, &problems, why, sizeof(why)),
+	        0);
+	assert_int_equal(hearth_recipe_book_count(b), 0);
+	assert_int_equal(problems.n, MANY_N);
+	for (int i = 0; i < MANY_N; i++) {
+		snprintf(want, sizeof(want), FIXTURES "/many/many.json: %s", many_lines[i]);
+		assert_string_equal(problems.v[i], want);
+	}
+	hearth_recipe_book_free(b);
+	lines_free(&problems);
+}
+
 static void
 test_book_missing_folder(void **state)
 {
@@ -766,9 +1038,15 @@ main(void)
 	        cmocka_unit_test(test_parse_bad_mode_consents_targets),
 	        cmocka_unit_test(test_parse_bad_after),
 	        cmocka_unit_test(test_parse_slot_args),
+	        cmocka_unit_test(test_parse_every_problem),
+	        cmocka_unit_test(test_parse_no_cascade),
+	        cmocka_unit_test(test_parse_problems_per_field),
+	        cmocka_unit_test(test_parse_pick),
+	        cmocka_unit_test(test_parse_problems_overflow),
 	        cmocka_unit_test(test_builtin_library_loads_clean),
 	        cmocka_unit_test(test_book_skips_and_reports),
 	        cmocka_unit_test(test_book_duplicate_ids),
+	        cmocka_unit_test(test_book_reports_each_line),
 	        cmocka_unit_test(test_book_missing_folder),
 	};
 
