@@ -5,7 +5,8 @@
  * Validation is strict about what the planner relies on (ids, capabilities,
  * value ranges, slot references) and lenient about the rest (unknown fields
  * are ignored, as everywhere in hearth). Every problem names the file and the
- * JSON path of the field.
+ * JSON path of the field; every problem of a document is reported, one line
+ * each (see struct pctx).
  */
 #include "recipes/recipe.h"
 

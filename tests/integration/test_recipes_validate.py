@@ -8,6 +8,7 @@ the good recipes next to the bad one still load.
 The bad file is tests/unit/fixtures/recipes/many/many.json (24 mistakes).
 """
 
+import copy
 import json
 import os
 import shutil
@@ -90,11 +91,12 @@ class RecipesValidateTest(harness.TestCase):
         self.assertEqual(r.stderr.splitlines(), [f"{path}: {l}" for l in THREE_LINES])
 
         # Fixed, it is fine, and says so on standard output.
-        THREE["mode"] = "queued"
-        THREE["steps"][0]["pick"] = "one"
-        THREE["steps"][1]["args"]["brightness"] = 100
+        fixed = copy.deepcopy(THREE)
+        fixed["mode"] = "queued"
+        fixed["steps"][0]["pick"] = "one"
+        fixed["steps"][1]["args"]["brightness"] = 100
         with open(path, "w") as f:
-            json.dump(THREE, f)
+            json.dump(fixed, f)
         r = self.validate(path)
         self.assertEqual((r.returncode, r.stderr), (0, ""), r)
         self.assertEqual(r.stdout, f"{path}: ok (test.three 1, 2 steps)\n")
