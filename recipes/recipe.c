@@ -193,7 +193,7 @@ check_args(struct pctx *p, const struct hearth_recipe *r, const cJSON *args, con
 			if (!strcmp(hearth_capability_at(i)->property, a->string))
 				known = true;
 		if (!known) {
-			problem(p, "%s.%s: no capability has this property", path, a->string);
+			problem(p, "%s.%.64s: no capability has this property", path, a->string);
 			continue;
 		}
 		if (cJSON_IsString(a) && slot_ref(a->valuestring, ref, sizeof(ref))) {
