@@ -5,7 +5,8 @@
  * Validation is strict about what the planner relies on (ids, capabilities,
  * value ranges, slot references) and lenient about the rest (unknown fields
  * are ignored, as everywhere in hearth). Every problem names the file and the
- * JSON path of the field.
+ * JSON path of the field; every problem of a document is reported, one line
+ * each (see struct pctx).
  */
 #include "recipes/recipe.h"
 
@@ -35,28 +36,74 @@ struct hearth_recipe_book {
 
 /* ==== Parsing ==== */
 
+/*
+ * The parse context collects problems. Each is one line "file: path: what"
+ * appended to the caller's why buffer (lines separated by '\n') and counted.
+ * Parsing goes on after a problem wherever what follows does not depend on
+ * it, so an author sees every mistake at once; a check that depends on a
+ * field that failed is left out rather than reported as a second problem.
+ * Room for a last line is always kept: once a line does not fit, it and
+ * every later problem are only counted, and problems_end() writes
+ * "file: ... and N more problems".
+ */
 struct pctx {
 	const char *file;
 	char *why;
 	size_t why_len;
+	size_t used;    /* characters of why in use (without the NUL) */
+	size_t reserve; /* room kept for the "... and N more problems" line */
+	int n;          /* problems found */
+	int more;       /* problems found but not written (why was full) */
+	bool slots_bad; /* slots is not an object: slot references are not checked */
 };
 
 static int problem(struct pctx *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Records one problem; returns HEARTH_E_INVALID (parsing goes on). */
 static int
 problem(struct pctx *p, const char *fmt, ...)
 {
+	size_t room;
+	char *at;
 	va_list ap;
-	int n = snprintf(p->why, p->why_len, "%s: ", p->file);
+	int n, m;
 
-	if (n < 0 || (size_t)n >= p->why_len)
+	p->n++;
+	if (p->more || !p->why || p->used + p->reserve >= p->why_len) {
+		p->more++;
 		return HEARTH_E_INVALID;
-	va_start(ap, fmt);
-	vsnprintf(p->why + n, p->why_len - (size_t)n, fmt, ap);
-	va_end(ap);
+	}
+	room = p->why_len - p->reserve - p->used; /* the line and its NUL */
+	at = p->why + p->used;
+	n = snprintf(at, room, "%s%s: ", p->used ? "\n" : "", p->file);
+	if (n >= 0 && (size_t)n < room) {
+		va_start(ap, fmt);
+		m = vsnprintf(at + n, room - (size_t)n, fmt, ap);
+		va_end(ap);
+		if (m >= 0 && (size_t)m < room - (size_t)n) {
+			p->used += (size_t)n + (size_t)m;
+			return HEARTH_E_INVALID;
+		}
+	}
+	*at = '\0';
+	p->more++;
 	return HEARTH_E_INVALID;
 }
 
+/* The last line when some problems did not fit (the room was kept for it). */
+static void
+problems_end(struct pctx *p)
+{
+	if (!p->more || !p->why || !p->why_len)
+		return;
+	snprintf(p->why + p->used, p->why_len - p->used, "%s%s: ... and %d more problem%s",
+	         p->used ? "\n" : "", p->file, p->more, p->more == 1 ? "" : "s");
+}
+
+/*
+ * A string field: 0 (copied into *out, or absent and not required),
+ * HEARTH_E_INVALID (reported; *out stays NULL) or -ENOMEM.
+ */
 static int
 dup_str(struct pctx *p, const cJSON *obj, const char *key, const char *path, bool required,
         char **out)
@@ -88,44 +135,56 @@ slot_ref(const char *s, char *buf, size_t len)
 	return buf;
 }
 
-/* An args / holds value "{slot}": the slot must exist and fit the property. */
-static int
+/*
+ * An args / holds value "{slot}": the slot must exist and fit the property.
+ * A slot whose type or default was refused is not checked again here.
+ */
+static void
 check_slot_value(struct pctx *p, const struct hearth_recipe *r, const cJSON *a, const char *path,
                  const char *ref)
 {
 	const struct hearth_recipe_slot *sl = hearth_recipe_slot(r, ref);
 	char why[128];
 
-	if (!sl)
-		return problem(p, "%s.%s: refers to slot \"%s\", which slots does not declare",
-		               path, a->string, ref);
+	if (!sl) {
+		if (!p->slots_bad)
+			problem(p, "%s.%s: refers to slot \"%s\", which slots does not declare",
+			        path, a->string, ref);
+		return;
+	}
+	if (!sl->type)
+		return;
 	for (int i = 0; i < hearth_capability_count(); i++) {
 		const struct hearth_capability *c = hearth_capability_at(i);
 
 		if (strcmp(c->property, a->string))
 			continue;
 		if (c->kind == HEARTH_VALUE_BOOL || !strcmp(sl->type, "room") ||
-		    !strcmp(sl->type, "string"))
-			return problem(p, "%s.%s: slot \"%s\" is a %s, which cannot give a %s",
-			               path, a->string, ref, sl->type,
-			               c->kind == HEARTH_VALUE_BOOL ? "true or false" : "number");
+		    !strcmp(sl->type, "string")) {
+			problem(p, "%s.%s: slot \"%s\" is a %s, which cannot give a %s", path,
+			        a->string, ref, sl->type,
+			        c->kind == HEARTH_VALUE_BOOL ? "true or false" : "number");
+			return;
+		}
 		break;
 	}
 	if (sl->def && hearth_capability_check_value(a->string, sl->def, why, sizeof(why)))
-		return problem(p, "%s.%s: the default of slot \"%s\" does not fit: %s", path,
-		               a->string, ref, why);
-	return 0;
+		problem(p, "%s.%s: the default of slot \"%s\" does not fit: %s", path, a->string,
+		        ref, why);
 }
 
-static int
+/* args or holds: every property is checked (one problem per property at most). */
+static void
 check_args(struct pctx *p, const struct hearth_recipe *r, const cJSON *args, const char *path,
            bool holds)
 {
 	const cJSON *a;
 	char why[128], ref[HEARTH_SLOT_NAME_MAX + 1];
 
-	if (!cJSON_IsObject(args) || !args->child)
-		return problem(p, "%s: must be a non-empty object of properties", path);
+	if (!cJSON_IsObject(args) || !args->child) {
+		problem(p, "%s: must be a non-empty object of properties", path);
+		return;
+	}
 	cJSON_ArrayForEach(a, args)
 	{
 		bool known = false;
@@ -133,14 +192,12 @@ check_args(struct pctx *p, const struct hearth_recipe *r, const cJSON *args, con
 		for (int i = 0; i < hearth_capability_count(); i++)
 			if (!strcmp(hearth_capability_at(i)->property, a->string))
 				known = true;
-		if (!known)
-			return problem(p, "%s.%s: no capability has this property", path,
-			               a->string);
+		if (!known) {
+			problem(p, "%s.%.64s: no capability has this property", path, a->string);
+			continue;
+		}
 		if (cJSON_IsString(a) && slot_ref(a->valuestring, ref, sizeof(ref))) {
-			int rc = check_slot_value(p, r, a, path, ref);
-
-			if (rc)
-				return rc;
+			check_slot_value(p, r, a, path, ref);
 			continue;
 		}
 		if (holds && cJSON_IsObject(a)) {
@@ -149,105 +206,155 @@ check_args(struct pctx *p, const struct hearth_recipe *r, const cJSON *args, con
 			cJSON_ArrayForEach(b, a)
 			{
 				if ((strcmp(b->string, "max") && strcmp(b->string, "min")) ||
-				    !cJSON_IsNumber(b))
-					return problem(
-					        p, "%s.%s: a bound is {\"max\":N} or {\"min\":N}",
+				    !cJSON_IsNumber(b)) {
+					problem(p, "%s.%s: a bound is {\"max\":N} or {\"min\":N}",
 					        path, a->string);
+					break;
+				}
 			}
 			continue;
 		}
 		if (hearth_capability_check_value(a->string, a, why, sizeof(why)))
-			return problem(p, "%s.%s: %s", path, a->string, why);
+			problem(p, "%s.%s: %s", path, a->string, why);
 	}
-	return 0;
 }
 
-/* after: ids of earlier steps (each once). */
+/*
+ * after: ids of earlier steps (each once); every element is checked. When an
+ * earlier step has no usable id (its own problem was reported), a name that
+ * matches no earlier step may well mean that one, so it is not reported.
+ */
 static int
 parse_after(struct pctx *p, struct hearth_recipe *r, const cJSON *after, int i)
 {
 	struct hearth_recipe_step *st = &r->steps[i];
+	bool unnamed = false;
 	const cJSON *a;
-	int k = 0;
+	int k = 0, n = 0;
 
 	if (!after)
 		return 0;
 	if (!cJSON_IsArray(after))
 		return problem(p, "steps[%d].after: must be an array of earlier step ids", i);
-	st->nafter = cJSON_GetArraySize(after);
-	st->after = hearth_calloc((size_t)(st->nafter ? st->nafter : 1), sizeof(int));
+	st->after = hearth_calloc((size_t)cJSON_GetArraySize(after), sizeof(int));
 	if (!st->after)
 		return -ENOMEM;
+	for (int j = 0; j < i; j++)
+		unnamed = unnamed || !r->steps[j].id;
 	cJSON_ArrayForEach(a, after)
 	{
 		int found = -1;
+		bool twice = false;
 
-		if (!cJSON_IsString(a))
-			return problem(p, "steps[%d].after[%d]: must be a step id (a string)", i,
-			               k);
-		if (!strcmp(a->valuestring, st->id))
-			return problem(p, "steps[%d].after[%d]: a step cannot wait for itself", i,
-			               k);
-		for (int j = 0; j < r->nsteps && found < 0; j++)
-			if (r->steps[j].id && j != i && !strcmp(r->steps[j].id, a->valuestring))
+		if (!cJSON_IsString(a)) {
+			problem(p, "steps[%d].after[%d]: must be a step id (a string)", i, k++);
+			continue;
+		}
+		/*
+		 * Later steps are not parsed yet: only earlier ones can be found
+		 * (first, so that a step that reuses an earlier id still waits
+		 * for that one rather than for itself).
+		 */
+		for (int j = 0; j < i && found < 0; j++)
+			if (r->steps[j].id && !strcmp(r->steps[j].id, a->valuestring))
 				found = j;
-		if (found < 0) /* later steps are not parsed yet, so found < i */
-			return problem(p, "steps[%d].after[%d]: \"%.64s\" is not an earlier step",
-			               i, k, a->valuestring);
-		for (int j = 0; j < k; j++)
-			if (st->after[j] == found)
-				return problem(p, "steps[%d].after[%d]: \"%s\" is listed twice", i,
-				               k, a->valuestring);
-		st->after[k++] = found;
+		if (found < 0 && st->id && !strcmp(a->valuestring, st->id)) {
+			problem(p, "steps[%d].after[%d]: a step cannot wait for itself", i, k++);
+			continue;
+		}
+		if (found < 0) {
+			if (!unnamed)
+				problem(p, "steps[%d].after[%d]: \"%.64s\" is not an earlier step",
+				        i, k, a->valuestring);
+			k++;
+			continue;
+		}
+		for (int j = 0; j < n; j++)
+			twice = twice || st->after[j] == found;
+		if (twice)
+			problem(p, "steps[%d].after[%d]: \"%.64s\" is listed twice", i, k,
+			        a->valuestring);
+		else
+			st->after[n++] = found;
+		k++;
 	}
+	st->nafter = n;
 	return 0;
 }
 
+/* A copy of obj's key (NULL when absent): 0 or -ENOMEM. */
+static int
+dup_item(const cJSON *obj, const char *key, cJSON **out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	*out = v ? cJSON_Duplicate(v, 1) : NULL;
+	return v && !*out ? -ENOMEM : 0;
+}
+
+/* One step; every field is checked. Returns 0 (problems reported) or -ENOMEM. */
 static int
 parse_step(struct pctx *p, struct hearth_recipe *r, const cJSON *js, int i)
 {
 	struct hearth_recipe_step *st = &r->steps[i];
-	char path[48], ref[HEARTH_SLOT_NAME_MAX + 1];
+	char path[48], apath[48], ref[HEARTH_SLOT_NAME_MAX + 1];
 	const char *capname, *pick;
 	const cJSON *target;
 	long long timeout;
 	int rc;
 
 	snprintf(path, sizeof(path), "steps[%d].", i);
+	st->cap = -1;
 	st->compensate = true;
 	st->timeout_ms = HEARTH_STEP_TIMEOUT_DEFAULT_MS;
-	if (!cJSON_IsObject(js))
-		return problem(p, "steps[%d]: must be an object", i);
-	if ((rc = dup_str(p, js, "id", path, true, &st->id)))
+	if (!cJSON_IsObject(js)) {
+		problem(p, "steps[%d]: must be an object", i);
+		return 0;
+	}
+
+	/* id: an invalid one is kept, so that after can still name it */
+	if ((rc = dup_str(p, js, "id", path, true, &st->id)) == -ENOMEM)
 		return rc;
-	if (!hearth_id_valid_str(st->id))
-		return problem(p, "%sid: must be 1-64 characters of A-Z a-z 0-9 _ . -", path);
-	for (int j = 0; j < i; j++)
-		if (!strcmp(r->steps[j].id, st->id))
-			return problem(p, "%sid: \"%s\" is used by steps[%d] too", path, st->id, j);
-	if (hearth_json_get_str(js, "capability", &capname))
-		return problem(p, "%scapability: is required (a capability name)", path);
-	st->cap = hearth_capability_find(capname);
-	if (st->cap < 0)
-		return problem(p, "%scapability: unknown capability \"%s\"", path, capname);
-	if (!hearth_capability_at(st->cap)->actuator)
-		return problem(p, "%scapability: \"%s\" is a sensor and cannot be commanded", path,
-		               capname);
+	if (st->id && !hearth_id_valid_str(st->id)) {
+		problem(p, "%sid: must be 1-64 characters of A-Z a-z 0-9 _ . -", path);
+	} else if (st->id) {
+		for (int j = 0; j < i; j++)
+			if (r->steps[j].id && !strcmp(r->steps[j].id, st->id)) {
+				problem(p, "%sid: \"%s\" is used by steps[%d] too", path, st->id,
+				        j);
+				break;
+			}
+	}
+
+	rc = hearth_json_get_str(js, "capability", &capname);
+	if (rc == -ENOENT)
+		problem(p, "%scapability: is required (a capability name)", path);
+	else if (rc)
+		problem(p, "%scapability: must be a capability name (a string)", path);
+	else if ((st->cap = hearth_capability_find(capname)) < 0)
+		problem(p, "%scapability: unknown capability \"%.64s\"", path, capname);
+	else if (!hearth_capability_at(st->cap)->actuator) {
+		problem(p, "%scapability: \"%.64s\" is a sensor and cannot be commanded", path,
+		        capname);
+		st->cap = -1;
+	}
+
 	target = cJSON_GetObjectItemCaseSensitive(js, "target");
-	if (target && !cJSON_IsObject(target))
-		return problem(p, "%starget: must be an object", path);
-	if (target) {
+	if (target && !cJSON_IsObject(target)) {
+		problem(p, "%starget: must be an object", path);
+	} else if (target) {
 		char tpath[64];
 
 		snprintf(tpath, sizeof(tpath), "%starget.", path);
-		if ((rc = dup_str(p, target, "room", tpath, false, &st->room)) ||
-		    (rc = dup_str(p, target, "kind", tpath, false, &st->kind)))
-			return rc;
-		if (st->room && slot_ref(st->room, ref, sizeof(ref)) && !hearth_recipe_slot(r, ref))
-			return problem(
-			        p, "%sroom: refers to slot \"%s\", which slots does not declare",
+		if (dup_str(p, target, "room", tpath, false, &st->room) == -ENOMEM ||
+		    dup_str(p, target, "kind", tpath, false, &st->kind) == -ENOMEM)
+			return -ENOMEM;
+		if (st->room && slot_ref(st->room, ref, sizeof(ref)) && !p->slots_bad &&
+		    !hearth_recipe_slot(r, ref))
+			problem(p, "%sroom: refers to slot \"%s\", which slots does not declare",
 			        tpath, ref);
 	}
+
 	if (hearth_json_get_str(js, "pick", &pick) == 0) {
 		if (!strcmp(pick, "one"))
 			st->pick_one = true;
@@ -256,28 +363,28 @@ parse_step(struct pctx *p, struct hearth_recipe *r, const cJSON *js, int i)
 	} else if (cJSON_GetObjectItemCaseSensitive(js, "pick")) {
 		problem(p, "%spick: must be \"all\" or \"one\"", path);
 	}
-	st->args = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(js, "args"), 1);
-	snprintf(path, sizeof(path), "steps[%d].args", i);
-	if ((rc = check_args(p, r, st->args, path, false)))
-		return rc;
-	if (cJSON_GetObjectItemCaseSensitive(js, "holds")) {
-		st->holds = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(js, "holds"), 1);
-		snprintf(path, sizeof(path), "steps[%d].holds", i);
-		if ((rc = check_args(p, r, st->holds, path, true)))
-			return rc;
+
+	if (dup_item(js, "args", &st->args) || dup_item(js, "holds", &st->holds))
+		return -ENOMEM;
+	snprintf(apath, sizeof(apath), "steps[%d].args", i);
+	check_args(p, r, st->args, apath, false);
+	if (st->holds) {
+		snprintf(apath, sizeof(apath), "steps[%d].holds", i);
+		check_args(p, r, st->holds, apath, true);
 	}
-	snprintf(path, sizeof(path), "steps[%d].", i);
+
 	rc = hearth_json_get_int(js, "timeout_ms", &timeout);
 	if (rc == 0 && (timeout < 10 || timeout > 3600000))
-		return problem(p, "%stimeout_ms: must be from 10 to 3600000", path);
-	if (rc == 0)
+		problem(p, "%stimeout_ms: must be from 10 to 3600000", path);
+	else if (rc == 0)
 		st->timeout_ms = (int)timeout;
 	else if (rc != -ENOENT)
-		return problem(p, "%stimeout_ms: must be a whole number of milliseconds", path);
+		problem(p, "%stimeout_ms: must be a whole number of milliseconds", path);
 	rc = hearth_json_get_bool(js, "compensate", &st->compensate);
 	if (rc && rc != -ENOENT)
-		return problem(p, "%scompensate: must be true or false", path);
-	return parse_after(p, r, cJSON_GetObjectItemCaseSensitive(js, "after"), i);
+		problem(p, "%scompensate: must be true or false", path);
+	rc = parse_after(p, r, cJSON_GetObjectItemCaseSensitive(js, "after"), i);
+	return rc == -ENOMEM ? rc : 0;
 }
 
 bool
@@ -289,6 +396,11 @@ hearth_recipe_slot_value_ok(const char *type, const cJSON *v)
 	return cJSON_IsNumber(v);
 }
 
+/*
+ * slots: every slot and field is checked. A slot keeps its name whatever is
+ * wrong with it (references to it are not reported again); a refused type
+ * or default is dropped (NULL), so the checks that depend on it are skipped.
+ */
 static int
 parse_slots(struct pctx *p, struct hearth_recipe *r, const cJSON *slots)
 {
@@ -298,9 +410,11 @@ parse_slots(struct pctx *p, struct hearth_recipe *r, const cJSON *slots)
 
 	if (!slots)
 		return 0;
-	if (!cJSON_IsObject(slots))
+	if (!cJSON_IsObject(slots)) {
+		p->slots_bad = true;
 		return problem(
 		        p, "slots: must be an object of slot name -> {type, required, default}");
+	}
 	r->nslots = cJSON_GetArraySize(slots);
 	r->slots = hearth_calloc((size_t)r->nslots, sizeof(*r->slots));
 	if (!r->slots)
@@ -308,41 +422,56 @@ parse_slots(struct pctx *p, struct hearth_recipe *r, const cJSON *slots)
 	cJSON_ArrayForEach(s, slots)
 	{
 		struct hearth_recipe_slot *sl = &r->slots[i++];
-		char path[80];
+		char path[96];
 		bool ok = false;
 		int rc;
 
 		if (!(sl->name = hearth_strdup(s->string)))
 			return -ENOMEM;
 		if (!hearth_id_valid_str(sl->name))
-			return problem(
-			        p, "slots.%s: slot names are 1-64 characters of A-Z a-z 0-9 _ . -",
+			problem(p,
+			        "slots.%.64s: slot names are 1-64 characters of A-Z a-z 0-9 _ . -",
 			        sl->name);
-		if (!cJSON_IsObject(s))
-			return problem(p, "slots.%s: must be an object", sl->name);
-		snprintf(path, sizeof(path), "slots.%s.", sl->name);
-		if ((rc = dup_str(p, s, "type", path, true, &sl->type)))
+		if (!cJSON_IsObject(s)) {
+			problem(p, "slots.%.64s: must be an object", sl->name);
+			continue;
+		}
+		snprintf(path, sizeof(path), "slots.%.64s.", sl->name);
+		if ((rc = dup_str(p, s, "type", path, true, &sl->type)) == -ENOMEM)
 			return rc;
-		for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++)
+		for (size_t t = 0; sl->type && t < sizeof(types) / sizeof(types[0]); t++)
 			ok = ok || !strcmp(sl->type, types[t]);
-		if (!ok)
-			return problem(p,
-			               "%stype: \"%s\" is not one of room, string, number, "
-			               "percent, temperature",
-			               path, sl->type);
+		if (sl->type && !ok) {
+			problem(p,
+			        "%stype: \"%.64s\" is not one of room, string, number, percent, "
+			        "temperature",
+			        path, sl->type);
+			hearth_free(sl->type);
+			sl->type = NULL;
+		}
 		rc = hearth_json_get_bool(s, "required", &sl->required);
 		if (rc && rc != -ENOENT)
-			return problem(p, "%srequired: must be true or false", path);
-		sl->def = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(s, "default"), 1);
-		if (sl->def && !hearth_recipe_slot_value_ok(sl->type, sl->def))
-			return problem(p, "%sdefault: must be a %s", path,
-			               (!strcmp(sl->type, "room") || !strcmp(sl->type, "string"))
-			                       ? "string of 1-64 characters"
-			                       : "number");
+			problem(p, "%srequired: must be true or false", path);
+		if (dup_item(s, "default", &sl->def))
+			return -ENOMEM;
+		if (sl->def && sl->type && !hearth_recipe_slot_value_ok(sl->type, sl->def))
+			problem(p, "%sdefault: must be a %s", path,
+			        (!strcmp(sl->type, "room") || !strcmp(sl->type, "string"))
+			                ? "string of 1-64 characters"
+			                : "number");
+		if (sl->def && (!sl->type || !hearth_recipe_slot_value_ok(sl->type, sl->def))) {
+			cJSON_Delete(sl->def);
+			sl->def = NULL;
+		}
 	}
 	return 0;
 }
 
+/*
+ * An array of strings, every element checked: HEARTH_E_INVALID when arr is
+ * not an array (*out stays NULL), else 0 with NULL for each element that is
+ * not a string (reported), or -ENOMEM.
+ */
 static int
 parse_strings(struct pctx *p, const cJSON *arr, const char *key, char ***out, int *n)
 {
@@ -352,15 +481,16 @@ parse_strings(struct pctx *p, const cJSON *arr, const char *key, char ***out, in
 	if (!cJSON_IsArray(arr))
 		return problem(p, "%s: must be an array of strings", key);
 	*n = cJSON_GetArraySize(arr);
-	*out = hearth_calloc((size_t)(*n ? *n : 1), sizeof(char *));
+	*out = hearth_calloc((size_t)*n, sizeof(char *));
 	if (!*out)
 		return -ENOMEM;
 	cJSON_ArrayForEach(s, arr)
 	{
 		if (!cJSON_IsString(s))
-			return problem(p, "%s[%d]: must be a string", key, i);
-		if (!((*out)[i++] = hearth_strdup(s->valuestring)))
+			problem(p, "%s[%d]: must be a string", key, i);
+		else if (!((*out)[i] = hearth_strdup(s->valuestring)))
 			return -ENOMEM;
+		i++;
 	}
 	return 0;
 }
@@ -400,9 +530,10 @@ sentence_problem(char *why, size_t why_len, const char *fmt, ...)
 	return HEARTH_E_INVALID;
 }
 
-int
-hearth_recipe_check_sentence(const struct hearth_recipe *r, const char *tpl, char *why,
-                             size_t why_len)
+/* The first problem of one template; slot names are looked up when slots_known. */
+static int
+check_sentence(const struct hearth_recipe *r, const char *tpl, bool slots_known, char *why,
+               size_t why_len)
 {
 	char stack[32], name[HEARTH_SLOT_NAME_MAX + 1];
 	int depth = 0;
@@ -443,7 +574,7 @@ hearth_recipe_check_sentence(const struct hearth_recipe *r, const char *tpl, cha
 			if (!hearth_id_valid_str(name))
 				return sentence_problem(why, why_len, "\"{%s}\" is not a slot name",
 				                        name);
-			if (!hearth_recipe_slot(r, name))
+			if (slots_known && !hearth_recipe_slot(r, name))
 				return sentence_problem(
 				        why, why_len,
 				        "refers to slot \"%s\", which slots does not declare",
@@ -460,6 +591,14 @@ hearth_recipe_check_sentence(const struct hearth_recipe *r, const char *tpl, cha
 	return 0;
 }
 
+int
+hearth_recipe_check_sentence(const struct hearth_recipe *r, const char *tpl, char *why,
+                             size_t why_len)
+{
+	return check_sentence(r, tpl, true, why, why_len);
+}
+
+/* sentences: every template is checked (the first problem of each). */
 static int
 parse_sentences(struct pctx *p, struct hearth_recipe *r, const cJSON *arr)
 {
@@ -471,12 +610,13 @@ parse_sentences(struct pctx *p, struct hearth_recipe *r, const cJSON *arr)
 	if ((rc = parse_strings(p, arr, "sentences", &r->sentences, &r->nsentences)))
 		return rc;
 	for (int i = 0; i < r->nsentences; i++)
-		if (hearth_recipe_check_sentence(r, r->sentences[i], why, sizeof(why)))
-			return problem(p, "sentences[%d]: %s", i, why);
+		if (r->sentences[i] &&
+		    check_sentence(r, r->sentences[i], !p->slots_bad, why, sizeof(why)))
+			problem(p, "sentences[%d]: %s", i, why);
 	return 0;
 }
 
-static int
+static void
 parse_run_mode(struct pctx *p, struct hearth_recipe *r, const cJSON *doc)
 {
 	const char *mode;
@@ -494,22 +634,21 @@ parse_run_mode(struct pctx *p, struct hearth_recipe *r, const cJSON *doc)
 				ok = true;
 			}
 		if (!ok)
-			return problem(p, "mode: must be \"single\", \"restart\", \"queued\" or "
-			                  "\"parallel\"");
+			problem(p, "mode: must be \"single\", \"restart\", \"queued\" or "
+			           "\"parallel\"");
 	} else if (rc != -ENOENT) {
-		return problem(p, "mode: must be a string");
+		problem(p, "mode: must be a string");
 	}
 	rc = hearth_json_get_int(doc, "max", &max);
 	if (rc == 0 && (max < 1 || max > HEARTH_RECIPE_MAX_RUNS))
-		return problem(p, "max: must be from 1 to %d", HEARTH_RECIPE_MAX_RUNS);
-	if (rc == 0)
+		problem(p, "max: must be from 1 to %d", HEARTH_RECIPE_MAX_RUNS);
+	else if (rc == 0)
 		r->max = (int)max;
 	else if (rc != -ENOENT)
-		return problem(p, "max: must be a whole number from 1 to %d",
-		               HEARTH_RECIPE_MAX_RUNS);
-	return 0;
+		problem(p, "max: must be a whole number from 1 to %d", HEARTH_RECIPE_MAX_RUNS);
 }
 
+/* consents: every element is checked; a name that is not a data class is not also "twice". */
 static int
 parse_consents(struct pctx *p, struct hearth_recipe *r, const cJSON *arr)
 {
@@ -522,23 +661,28 @@ parse_consents(struct pctx *p, struct hearth_recipe *r, const cJSON *arr)
 	for (int i = 0; i < r->nconsents; i++) {
 		bool ok = false;
 
+		if (!r->consents[i])
+			continue;
 		for (int k = 0; hearth_recipe_consent_names[k]; k++)
 			ok = ok || !strcmp(r->consents[i], hearth_recipe_consent_names[k]);
-		if (!ok)
-			return problem(
-			        p,
+		if (!ok) {
+			problem(p,
 			        "consents[%d]: \"%.64s\" is not a data class (presence, media, "
 			        "audio, environment, energy, location, camera, device, other)",
 			        i, r->consents[i]);
+			continue;
+		}
 		for (int k = 0; k < i; k++)
-			if (!strcmp(r->consents[k], r->consents[i]))
-				return problem(p, "consents[%d]: \"%s\" is listed twice", i,
-				               r->consents[i]);
+			if (r->consents[k] && !strcmp(r->consents[k], r->consents[i])) {
+				problem(p, "consents[%d]: \"%s\" is listed twice", i,
+				        r->consents[i]);
+				break;
+			}
 	}
 	return 0;
 }
 
-static int
+static void
 parse_targets(struct pctx *p, struct hearth_recipe *r, const cJSON *t)
 {
 	long long v;
@@ -547,57 +691,33 @@ parse_targets(struct pctx *p, struct hearth_recipe *r, const cJSON *t)
 	r->target_latency_ms = 0;
 	r->target_max_approvals = -1;
 	if (!t)
-		return 0;
-	if (!cJSON_IsObject(t))
-		return problem(p, "targets: must be an object {\"latency_ms\": N, "
-		                  "\"max_approvals\": N}");
+		return;
+	if (!cJSON_IsObject(t)) {
+		problem(p, "targets: must be an object {\"latency_ms\": N, \"max_approvals\": N}");
+		return;
+	}
 	rc = hearth_json_get_int(t, "latency_ms", &v);
 	if (rc == 0 && (v < 1 || v > 3600000))
-		return problem(p, "targets.latency_ms: must be from 1 to 3600000");
-	if (rc == 0)
+		problem(p, "targets.latency_ms: must be from 1 to 3600000");
+	else if (rc == 0)
 		r->target_latency_ms = (int)v;
 	else if (rc != -ENOENT)
-		return problem(p, "targets.latency_ms: must be a whole number of milliseconds");
+		problem(p, "targets.latency_ms: must be a whole number of milliseconds");
 	rc = hearth_json_get_int(t, "max_approvals", &v);
 	if (rc == 0 && (v < 0 || v > 16))
-		return problem(p, "targets.max_approvals: must be from 0 to 16");
-	if (rc == 0)
+		problem(p, "targets.max_approvals: must be from 0 to 16");
+	else if (rc == 0)
 		r->target_max_approvals = (int)v;
 	else if (rc != -ENOENT)
-		return problem(p, "targets.max_approvals: must be a whole number");
-	return 0;
+		problem(p, "targets.max_approvals: must be a whole number");
 }
 
-static int
-parse_doc(struct pctx *p, struct hearth_recipe *r, const cJSON *doc)
+static void
+parse_approval(struct pctx *p, struct hearth_recipe *r, const cJSON *doc)
 {
-	const cJSON *steps, *st;
 	const char *approval;
-	int rc, i = 0;
+	int rc = hearth_json_get_str(doc, "approval", &approval);
 
-	if (!cJSON_IsObject(doc))
-		return problem(p, "(top): a recipe is a JSON object");
-	if ((rc = dup_str(p, doc, "id", "", true, &r->id)))
-		return rc;
-	if (!hearth_id_valid_str(r->id))
-		return problem(p, "id: must be 1-64 characters of A-Z a-z 0-9 _ . -");
-	if ((rc = dup_str(p, doc, "version", "", true, &r->version)) ||
-	    (rc = dup_str(p, doc, "title", "", false, &r->title)))
-		return rc;
-	if (!cJSON_GetObjectItemCaseSensitive(doc, "intents"))
-		return problem(p, "intents: is required (the intent names this recipe serves)");
-	if ((rc = parse_strings(p, cJSON_GetObjectItemCaseSensitive(doc, "intents"), "intents",
-	                        &r->intents, &r->nintents)))
-		return rc;
-	if (r->nintents == 0)
-		return problem(p, "intents: must name at least one intent");
-	if ((rc = parse_slots(p, r, cJSON_GetObjectItemCaseSensitive(doc, "slots"))) ||
-	    (rc = parse_sentences(p, r, cJSON_GetObjectItemCaseSensitive(doc, "sentences"))) ||
-	    (rc = parse_run_mode(p, r, doc)) ||
-	    (rc = parse_consents(p, r, cJSON_GetObjectItemCaseSensitive(doc, "consents"))) ||
-	    (rc = parse_targets(p, r, cJSON_GetObjectItemCaseSensitive(doc, "targets"))))
-		return rc;
-	rc = hearth_json_get_str(doc, "approval", &approval);
 	if (rc == 0) {
 		if (!strcmp(approval, "auto"))
 			r->approval = HEARTH_APPROVAL_AUTO;
@@ -606,24 +726,65 @@ parse_doc(struct pctx *p, struct hearth_recipe *r, const cJSON *doc)
 		else if (!strcmp(approval, "never"))
 			r->approval = HEARTH_APPROVAL_NEVER;
 		else
-			return problem(p, "approval: must be \"auto\", \"always\" or \"never\"");
+			problem(p, "approval: must be \"auto\", \"always\" or \"never\"");
 	} else if (rc != -ENOENT) {
-		return problem(p, "approval: must be a string");
+		problem(p, "approval: must be a string");
 	}
+}
+
+/*
+ * The whole document, every section in turn (each reports its own
+ * problems). Returns 0 (problems are counted in p) or -ENOMEM.
+ */
+static int
+parse_doc(struct pctx *p, struct hearth_recipe *r, const cJSON *doc)
+{
+	const cJSON *steps, *st, *intents;
+	int i = 0;
+
+	if (!cJSON_IsObject(doc)) {
+		problem(p, "(top): a recipe is a JSON object");
+		return 0;
+	}
+	if (dup_str(p, doc, "id", "", true, &r->id) == -ENOMEM)
+		return -ENOMEM;
+	if (r->id && !hearth_id_valid_str(r->id))
+		problem(p, "id: must be 1-64 characters of A-Z a-z 0-9 _ . -");
+	if (dup_str(p, doc, "version", "", true, &r->version) == -ENOMEM ||
+	    dup_str(p, doc, "title", "", false, &r->title) == -ENOMEM)
+		return -ENOMEM;
+	intents = cJSON_GetObjectItemCaseSensitive(doc, "intents");
+	if (!intents)
+		problem(p, "intents: is required (the intent names this recipe serves)");
+	else if (parse_strings(p, intents, "intents", &r->intents, &r->nintents) == -ENOMEM)
+		return -ENOMEM;
+	else if (cJSON_IsArray(intents) && r->nintents == 0)
+		problem(p, "intents: must name at least one intent");
+	if (parse_slots(p, r, cJSON_GetObjectItemCaseSensitive(doc, "slots")) == -ENOMEM ||
+	    parse_sentences(p, r, cJSON_GetObjectItemCaseSensitive(doc, "sentences")) == -ENOMEM)
+		return -ENOMEM;
+	parse_run_mode(p, r, doc);
+	if (parse_consents(p, r, cJSON_GetObjectItemCaseSensitive(doc, "consents")) == -ENOMEM)
+		return -ENOMEM;
+	parse_targets(p, r, cJSON_GetObjectItemCaseSensitive(doc, "targets"));
+	parse_approval(p, r, doc);
+
 	steps = cJSON_GetObjectItemCaseSensitive(doc, "steps");
-	if (!cJSON_IsArray(steps) || cJSON_GetArraySize(steps) == 0)
-		return problem(p, "steps: must be a non-empty array");
+	if (!cJSON_IsArray(steps) || cJSON_GetArraySize(steps) == 0) {
+		problem(p, "steps: must be a non-empty array");
+		return 0;
+	}
 	r->nsteps = cJSON_GetArraySize(steps);
 	if (r->nsteps > CONFIG_HEARTH_MAX_PLAN_STEPS)
-		return problem(p, "steps: %d steps, at most %d are allowed", r->nsteps,
-		               CONFIG_HEARTH_MAX_PLAN_STEPS);
+		problem(p, "steps: %d steps, at most %d are allowed", r->nsteps,
+		        CONFIG_HEARTH_MAX_PLAN_STEPS);
 	r->steps = hearth_calloc((size_t)r->nsteps, sizeof(*r->steps));
 	if (!r->steps)
 		return -ENOMEM;
 	cJSON_ArrayForEach(st, steps)
 	{
-		if ((rc = parse_step(p, r, st, i)))
-			return rc;
+		if (parse_step(p, r, st, i) == -ENOMEM)
+			return -ENOMEM;
 		i++;
 	}
 	return 0;
@@ -633,13 +794,20 @@ int
 hearth_recipe_parse(const char *text, size_t len, const char *file, struct hearth_recipe **out,
                     char *why, size_t why_len)
 {
-	struct pctx p = {.file = file, .why = why, .why_len = why_len};
+	struct pctx p = {
+	        .file = file,
+	        .why = why,
+	        .why_len = why_len,
+	        .reserve = strlen(file) + sizeof("\n: ... and 2147483647 more problems"),
+	};
 	struct hearth_recipe *r;
 	cJSON *doc;
 	char jwhy[96];
 	int rc;
 
 	*out = NULL;
+	if (why && why_len)
+		why[0] = '\0';
 	rc = hearth_json_parse(text, len, &doc, jwhy, sizeof(jwhy));
 	if (rc == HEARTH_E_BAD_JSON) {
 		snprintf(why, why_len, "%s: %s", file, jwhy);
@@ -656,10 +824,14 @@ hearth_recipe_parse(const char *text, size_t len, const char *file, struct heart
 	rc = r->file ? parse_doc(&p, r, doc) : -ENOMEM;
 	cJSON_Delete(doc);
 	if (rc) {
-		if (rc == -ENOMEM)
-			snprintf(why, why_len, "%s: out of memory", file);
+		snprintf(why, why_len, "%s: out of memory", file);
 		hearth_recipe_free(r);
 		return rc;
+	}
+	if (p.n) {
+		problems_end(&p);
+		hearth_recipe_free(r);
+		return HEARTH_E_INVALID;
 	}
 	*out = r;
 	return 0;
@@ -768,6 +940,25 @@ is_json(const struct dirent *d)
 	return d->d_name[0] != '.' && n > 5 && !strcmp(d->d_name + n - 5, ".json");
 }
 
+/* Hands each line of text ('\n'-separated problems) to report on its own. */
+static void
+report_lines(void (*report)(void *ud, const char *line), void *ud, char *text)
+{
+	char *line = text, *nl;
+
+	if (!report)
+		return;
+	for (;;) {
+		nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		report(ud, line);
+		if (!nl)
+			break;
+		line = nl + 1;
+	}
+}
+
 int
 hearth_recipe_book_load(const char *dir, hearth_recipe_book **out,
                         void (*report)(void *ud, const char *line), void *ud, char *why,
@@ -810,6 +1001,8 @@ hearth_recipe_book_load(const char *dir, hearth_recipe_book **out,
 		}
 		e = hearth_recipe_parse(text, len, path, &r, line, sizeof(line));
 		hearth_free(text);
+		if (e && !line[0])
+			snprintf(line, sizeof(line), "%s: %s", path, hearth_strerror(e));
 		if (!e && book_has_id(b, r->id)) {
 			snprintf(line, sizeof(line),
 			         "%s: id: \"%s\" is already loaded from another file", path, r->id);
@@ -823,8 +1016,7 @@ hearth_recipe_book_load(const char *dir, hearth_recipe_book **out,
 			e = HEARTH_E_FULL;
 		}
 		if (e) {
-			if (report)
-				report(ud, line);
+			report_lines(report, ud, line);
 			continue;
 		}
 		b->items[b->n++] = r;

@@ -100,10 +100,14 @@ struct hearth_recipe {
 };
 
 /*
- * Parse and validate one recipe document. file names it in messages. On a
- * problem returns HEARTH_E_INVALID (or HEARTH_E_BAD_JSON) and writes
- * "file: path.to.field: what is wrong" into why. The caller frees *out with
- * hearth_recipe_free.
+ * Parse and validate one recipe document. file names it in messages. The
+ * whole document is checked: every problem becomes one line
+ * "file: path.to.field: what is wrong" in why (lines separated by '\n', no
+ * second line for a check that depends on a field already refused). When
+ * why cannot take them all, its last line is "file: ... and N more problems".
+ * Any problem: returns HEARTH_E_INVALID and *out stays NULL. Not JSON:
+ * HEARTH_E_BAD_JSON and one line. Out of memory: -ENOMEM. Otherwise 0, why
+ * empty, and the caller frees *out with hearth_recipe_free.
  */
 int hearth_recipe_parse(const char *text, size_t len, const char *file, struct hearth_recipe **out,
                         char *why, size_t why_len);
@@ -136,8 +140,9 @@ typedef struct hearth_recipe_book hearth_recipe_book;
 
 /*
  * Load every *.json in dir (in name order). A recipe that does not validate
- * is skipped and its problem reported through report(ud, line) (one line
- * per problem); so is a second recipe with an id already loaded. Returns 0
+ * is skipped and its problems reported through report(ud, line), one call
+ * per problem (line has no '\n'); so is a second recipe with an id already
+ * loaded. Returns 0
  * and a book (possibly empty), or a negative error when dir cannot be read
  * (reason in why). The caller frees the book.
  */

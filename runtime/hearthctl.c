@@ -2053,12 +2053,15 @@ out:
 
 /* ==== Recipes ==== */
 
-/* recipes validate FILE: "FILE: ok (id VERSION, N steps)", else the problem on stderr. */
+/*
+ * recipes validate FILE: "FILE: ok (id VERSION, N steps)", else every problem
+ * on stderr, one line each.
+ */
 static int
 recipes_validate(const char *file)
 {
 	struct hearth_recipe *r = NULL;
-	char why[1024];
+	char why[8192];
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
 	FILE *f = fopen(file, "r");

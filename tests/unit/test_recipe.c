@@ -1,10 +1,12 @@
 /*
  * test_recipe.c - recipe documents and the recipe book. The built-in
  * library must load clean. A recipe that is wrong anywhere is refused with
- * one line that names the file, the JSON path of the field and what is
- * wrong ("file: steps[0].args.brightness: ..."), because that line is all a
- * recipe author gets. The book skips what does not load and reports it, in
- * file-name order (fixtures in tests/unit/fixtures/recipes).
+ * one line per mistake, each naming the file, the JSON path of the field and
+ * what is wrong ("file: steps[0].args.brightness: ..."), because those lines
+ * are all a recipe author gets: every mistake at once, and no second line
+ * for a check that depends on a field already refused. The book skips what
+ * does not load and reports it line by line, in file-name order (fixtures in
+ * tests/unit/fixtures/recipes).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +14,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +29,10 @@
 
 /* ==== Reports from the book ==== */
 
+#define LINES_MAX 32
+
 struct lines {
-	char *v[16];
+	char *v[LINES_MAX];
 	int n;
 };
 
@@ -36,7 +41,7 @@ collect(void *ud, const char *line)
 {
 	struct lines *l = ud;
 
-	if (l->n < 16)
+	if (l->n < LINES_MAX)
 		l->v[l->n] = strdup(line);
 	l->n++;
 }
@@ -44,7 +49,7 @@ collect(void *ud, const char *line)
 static void
 lines_free(struct lines *l)
 {
-	for (int i = 0; i < l->n && i < 16; i++)
+	for (int i = 0; i < l->n && i < LINES_MAX; i++)
 		free(l->v[i]);
 	l->n = 0;
 }
@@ -622,6 +627,419 @@ test_parse_slot_args(void **state)
 	                "true or false");
 }
 
+/* ==== Every problem at once ==== */
+
+/* tests/unit/fixtures/recipes/many/many.json: 24 mistakes, each one line. */
+static const char *const many_lines[] = {
+        "id: must be 1-64 characters of A-Z a-z 0-9 _ . -",
+        "version: must be a string",
+        "intents[1]: must be a string",
+        "slots.level.type: \"percentage\" is not one of room, string, number, percent, "
+        "temperature",
+        "sentences[0]: \"[\" is not closed",
+        "mode: must be \"single\", \"restart\", \"queued\" or \"parallel\"",
+        "max: must be from 1 to 64",
+        "consents[1]: \"dna\" is not a data class (presence, media, audio, environment, "
+        "energy, location, camera, device, other)",
+        "targets.latency_ms: must be from 1 to 3600000",
+        "approval: must be \"auto\", \"always\" or \"never\"",
+        "steps[0].capability: unknown capability \"light.disco\"",
+        "steps[0].target.room: refers to slot \"area\", which slots does not declare",
+        "steps[0].pick: must be \"all\" or \"one\"",
+        "steps[0].args.on: on must be true or false",
+        "steps[0].args.sparkle: no capability has this property",
+        "steps[0].holds.brightness: a bound is {\"max\":N} or {\"min\":N}",
+        "steps[0].timeout_ms: must be from 10 to 3600000",
+        "steps[0].compensate: must be true or false",
+        "steps[0].after[0]: a step cannot wait for itself",
+        "steps[0].after[1]: \"nothing\" is not an earlier step",
+        "steps[1].id: \"lights\" is used by steps[0] too",
+        "steps[1].capability: \"sensor.motion\" is a sensor and cannot be commanded",
+        "steps[1].after[1]: \"lights\" is listed twice",
+        "steps[2].id: is required (a string)",
+        /* steps[3].after names "covers": steps[2] has no id, so no line */
+};
+#define MANY_N ((int)(sizeof(many_lines) / sizeof(many_lines[0])))
+
+static char *
+read_fixture(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	static char buf[8192];
+	size_t n;
+
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* Splits why at '\n' into v (in place); returns the number of lines. */
+static int
+split_lines(char *why, char **v, int max)
+{
+	int n = 0;
+
+	for (char *line = why; line && n < max; n++) {
+		char *nl = strchr(line, '\n');
+
+		v[n] = line;
+		if (nl)
+			*nl = '\0';
+		line = nl ? nl + 1 : NULL;
+	}
+	return n;
+}
+
+static void
+test_parse_every_problem(void **state)
+{
+	struct hearth_recipe *r = (struct hearth_recipe *)1;
+	char *text = read_fixture(FIXTURES "/many/many.json");
+	char why[8192] = "", want[512], *v[64];
+	int n;
+
+	(void)state;
+	assert_int_equal(hearth_recipe_parse(text, strlen(text), "many.json", &r, why, sizeof(why)),
+	                 HEARTH_E_INVALID);
+	assert_null(r);
+	n = split_lines(why, v, 64);
+	for (int i = 0; i < n && i < MANY_N; i++) {
+		snprintf(want, sizeof(want), "many.json: %s", many_lines[i]);
+		if (strcmp(v[i], want))
+			fail_msg("line %d:\ngot  \"%s\"\nwant \"%s\"", i, v[i], want);
+	}
+	assert_int_equal(n, MANY_N);
+}
+
+/* Each document holds one mistake that others depend on: exactly one line. */
+static void
+test_parse_no_cascade(void **state)
+{
+	static const struct {
+		const char *text, *why;
+	} cases[] = {
+	        /* slots is not an object: no slot reference is judged */
+	        {"{\"id\":\"t\",\"version\":\"1\",\"intents\":[\"t\"],\"slots\":[\"room\"],"
+	         "\"sentences\":[\"lights on in the {room}\"],\"steps\":[{\"id\":\"a\","
+	         "\"capability\":\"light.brightness\",\"target\":{\"room\":\"{room}\"},"
+	         "\"args\":{\"brightness\":\"{level}\"}}]}",
+	         "t.json: slots: must be an object of slot name -> {type, required, default}"},
+	        /* a refused slot type: the args that use the slot are not judged */
+	        {"{\"id\":\"t\",\"version\":\"1\",\"intents\":[\"t\"],"
+	         "\"slots\":{\"level\":{\"type\":\"percentage\",\"default\":300}},"
+	         "\"steps\":[{\"id\":\"a\",\"capability\":\"light.brightness\","
+	         "\"args\":{\"brightness\":\"{level}\"}}]}",
+	         "t.json: slots.level.type: \"percentage\" is not one of room, string, number, "
+	         "percent, temperature"},
+	        /* a refused default is not judged again where the slot is used */
+	        {"{\"id\":\"t\",\"version\":\"1\",\"intents\":[\"t\"],"
+	         "\"slots\":{\"level\":{\"type\":\"percent\",\"default\":\"high\"}},"
+	         "\"steps\":[{\"id\":\"a\",\"capability\":\"light.brightness\","
+	         "\"args\":{\"brightness\":\"{level}\"}}]}",
+	         "t.json: slots.level.default: must be a number"},
+	        /* a step without an id: a later after that names nothing known is its */
+	        {"{\"id\":\"t\",\"version\":\"1\",\"intents\":[\"t\"],\"steps\":["
+	         "{\"capability\":\"light.on_off\",\"args\":{\"on\":true}},"
+	         "{\"id\":\"b\",\"capability\":\"light.on_off\",\"args\":{\"on\":true},"
+	         "\"after\":[\"lamp\"]}]}",
+	         "t.json: steps[0].id: is required (a string)"},
+	        /* a step that is not an object: the same */
+	        {"{\"id\":\"t\",\"version\":\"1\",\"intents\":[\"t\"],\"steps\":[7,"
+	         "{\"id\":\"b\",\"capability\":\"light.on_off\",\"args\":{\"on\":true},"
+	         "\"after\":[\"lamp\"]}]}",
+	         "t.json: steps[0]: must be an object"},
+	        /* an invalid step id can still be named in after */
+	        {"{\"id\":\"t\",\"version\":\"1\",\"intents\":[\"t\"],\"steps\":["
+	         "{\"id\":\"a b\",\"capability\":\"light.on_off\",\"args\":{\"on\":true}},"
+	         "{\"id\":\"b\",\"capability\":\"light.on_off\",\"args\":{\"on\":true},"
+	         "\"after\":[\"a b\"]}]}",
+	         "t.json: steps[0].id: must be 1-64 characters of A-Z a-z 0-9 _ . -"},
+	        /* a reused step id: after still means the earlier step, not itself */
+	        {"{\"id\":\"t\",\"version\":\"1\",\"intents\":[\"t\"],\"steps\":["
+	         "{\"id\":\"a\",\"capability\":\"light.on_off\",\"args\":{\"on\":true}},"
+	         "{\"id\":\"a\",\"capability\":\"light.on_off\",\"args\":{\"on\":true},"
+	         "\"after\":[\"a\"]}]}",
+	         "t.json: steps[1].id: \"a\" is used by steps[0] too"},
+	        /* intents that are not an array are not also "empty" */
+	        {"{\"id\":\"t\",\"version\":\"1\",\"intents\":\"t\",\"steps\":[" STEP_OK "]}",
+	         "t.json: intents: must be an array of strings"},
+	        /* a missing id is not also an invalid one */
+	        {"{\"version\":\"1\",\"intents\":[\"t\"],\"steps\":[" STEP_OK "]}",
+	         "t.json: id: is required (a string)"},
+	        /* a missing capability does not stop the args being checked (and right) */
+	        {"{\"id\":\"t\",\"version\":\"1\",\"intents\":[\"t\"],\"steps\":["
+	         "{\"id\":\"a\",\"capability\":3,\"args\":{\"on\":true}}]}",
+	         "t.json: steps[0].capability: must be a capability name (a string)"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		parse_bad(cases[i].text, cases[i].why);
+}
+
+/* Two mistakes in one step, two in the slots, one per section: all reported. */
+static void
+test_parse_problems_per_field(void **state)
+{
+	(void)state;
+	parse_bad(doc("\"max\":99,\"targets\":{\"latency_ms\":-5,\"max_approvals\":99}",
+	              "[{\"id\":\"a\",\"capability\":\"light.brightness\",\"args\":{"
+	              "\"brightness\":500,\"on\":1},\"after\":[7,\"zz\"]}]"),
+	          "t.json: max: must be from 1 to 64\n"
+	          "t.json: targets.latency_ms: must be from 1 to 3600000\n"
+	          "t.json: targets.max_approvals: must be from 0 to 16\n"
+	          "t.json: steps[0].args.brightness: brightness must be a number from 0 to 100\n"
+	          "t.json: steps[0].args.on: on must be true or false\n"
+	          "t.json: steps[0].after[0]: must be a step id (a string)\n"
+	          "t.json: steps[0].after[1]: \"zz\" is not an earlier step");
+	parse_bad("{\"id\":\"t\",\"version\":\"1\",\"intents\":[\"t\"],\"slots\":{"
+	          "\"a b\":{\"type\":\"room\",\"required\":\"yes\"},\"n\":3},"
+	          "\"sentences\":[\"{a b}\",\"[x]\",\"(y\"],"
+	          "\"consents\":[1,\"media\",\"media\"],\"steps\":[" STEP_OK "]}",
+	          "t.json: slots.a b: slot names are 1-64 characters of A-Z a-z 0-9 _ . -\n"
+	          "t.json: slots.a b.required: must be true or false\n"
+	          "t.json: slots.n: must be an object\n"
+	          "t.json: sentences[0]: \"{a b}\" is not a slot name\n"
+	          "t.json: sentences[2]: \"(\" is not closed\n"
+	          "t.json: consents[0]: must be a string\n"
+	          "t.json: consents[2]: \"media\" is listed twice");
+}
+
+static void
+test_parse_pick(void **state)
+{
+	struct hearth_recipe *r;
+
+	(void)state;
+	r = parse_ok(doc(
+	        "", "[{\"id\":\"a\",\"capability\":\"light.on_off\",\"pick\":\"one\","
+	            "\"args\":{\"on\":true}},{\"id\":\"c\",\"capability\":"
+	            "\"light.on_off\",\"pick\":\"all\",\"args\":{\"on\":true}}," STEP_B("[]") "]"));
+	assert_true(r->steps[0].pick_one);
+	assert_false(r->steps[1].pick_one);
+	assert_false(r->steps[2].pick_one); /* the default is all */
+	hearth_recipe_free(r);
+	parse_bad(doc("", "[{\"id\":\"a\",\"capability\":\"light.on_off\",\"pick\":\"any\","
+	                  "\"args\":{\"on\":true}}]"),
+	          "t.json: steps[0].pick: must be \"all\" or \"one\"");
+	parse_bad(doc("", "[{\"id\":\"a\",\"capability\":\"light.on_off\",\"pick\":1,"
+	                  "\"args\":{\"on\":true}}]"),
+	          "t.json: steps[0].pick: must be \"all\" or \"one\"");
+}
+
+/* A why too small for every line ends with the count of the others. */
+static void
+test_parse_problems_overflow(void **state)
+{
+	char *text = read_fixture(FIXTURES "/many/many.json"), why[400], want[512], *v[64];
+	struct hearth_recipe *r = NULL;
+	int n, more;
+
+	(void)state;
+	assert_int_equal(hearth_recipe_parse(text, strlen(text), "m.json", &r, why, sizeof(why)),
+	                 HEARTH_E_INVALID);
+	assert_null(r);
+	assert_true(strlen(why) < sizeof(why));
+	n = split_lines(why, v, 64);
+	assert_true(n >= 2 && n < MANY_N);
+	for (int i = 0; i < n - 1; i++) {
+		snprintf(want, sizeof(want), "m.json: %s", many_lines[i]);
+		assert_string_equal(v[i], want);
+	}
+	more = MANY_N - (n - 1); /* the count is exact */
+	snprintf(want, sizeof(want), "m.json: ... and %d more problems", more);
+	assert_string_equal(v[n - 1], want);
+
+	/* no room for even one line: only the count */
+	char tiny[48];
+
+	assert_int_equal(hearth_recipe_parse(text, strlen(text), "m.json", &r, tiny, sizeof(tiny)),
+	                 HEARTH_E_INVALID);
+	snprintf(want, sizeof(want), "m.json: ... and %d more problems", MANY_N);
+	assert_string_equal(tiny, want);
+
+	/* version, intents and steps missing: 3 */
+	assert_int_equal(
+	        hearth_recipe_parse("{\"id\":\"t\"}", 10, "m.json", &r, tiny, sizeof(tiny)),
+	        HEARTH_E_INVALID);
+	assert_string_equal(tiny, "m.json: ... and 3 more problems");
+	/* one problem that does not fit says so in the singular */
+	const char *one = "{\"id\":\"t\",\"intents\":[\"t\"],\"steps\":[" STEP_OK "]}";
+
+	assert_int_equal(hearth_recipe_parse(one, strlen(one), "m.json", &r, tiny, sizeof(tiny)),
+	                 HEARTH_E_INVALID);
+	assert_string_equal(tiny, "m.json: ... and 1 more problem");
+}
+
+/*
+ * Out of memory anywhere in a parse gives -ENOMEM and nothing else: no leak
+ * (ASan), and when no allocation failed, the very same lines as without the
+ * fault.
+ */
+static void
+test_parse_out_of_memory(void **state)
+{
+	static const char *const files[] = {FIXTURES "/many/many.json",
+	                                    HEARTH_RECIPES_DIR "/scene.movie_night.json"};
+	char want[8192], why[8192];
+
+	(void)state;
+	for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+		char *text = strdup(read_fixture(files[f]));
+		struct hearth_recipe *r = NULL;
+		int want_rc, failed = 0;
+
+		assert_non_null(text);
+		want_rc = hearth_recipe_parse(text, strlen(text), "f.json", &r, want, sizeof(want));
+		hearth_recipe_free(r);
+		for (long n = 0; n < 2000; n++) {
+			int rc;
+
+			r = NULL;
+			hearth_alloc_fail_after(n);
+			rc = hearth_recipe_parse(text, strlen(text), "f.json", &r, why,
+			                         sizeof(why));
+			hearth_alloc_fail_after(-1);
+			if (rc == -ENOMEM) {
+				assert_null(r);
+				failed++;
+				continue;
+			}
+			assert_int_equal(rc, want_rc);
+			assert_string_equal(why, want_rc ? want : "");
+			hearth_recipe_free(r);
+		}
+		assert_true(failed > 10); /* the faults did land */
+		free(text);
+	}
+}
+
+/* A small deterministic generator for the mutation test. */
+static uint32_t
+next_rand(uint32_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 17;
+	*s ^= *s << 5;
+	return *s;
+}
+
+static int
+count_nodes(const cJSON *n)
+{
+	int c = 1;
+
+	for (const cJSON *k = n->child; k; k = k->next)
+		c += count_nodes(k);
+	return c;
+}
+
+/* The k-th node of the tree under n in pre-order (k counts down), with its parent. */
+static cJSON *
+nth_node(cJSON *n, int *k, cJSON **parent)
+{
+	for (cJSON *c = n->child; c; c = c->next) {
+		cJSON *hit;
+
+		if ((*k)-- == 0) {
+			*parent = n;
+			return c;
+		}
+		if ((hit = nth_node(c, k, parent)))
+			return hit;
+	}
+	return NULL;
+}
+
+/*
+ * Every built-in recipe and the many-mistake one, with one to three values
+ * replaced by values of other types (or removed), 300 times each: the parser
+ * never crashes (ASan), answers 0 with no text or HEARTH_E_INVALID with at
+ * least one line, each line naming the file, and never hands out a recipe
+ * with a problem.
+ */
+static void
+test_parse_mutations(void **state)
+{
+	static const char *const values[] = {
+	        "7",       "-1", "1.5",  "\"x\"", "\"\"",          "\"{room}\"",    "\"{nope}\"",
+	        "[]",      "{}", "null", "true",  "[\"a\",\"a\"]", "{\"on\":true}", "[{}]",
+	        "\"a b\"", "1e9"};
+	static const char *const files[] = {
+	        "climate.set",   "door.unlock",        "lights.dim",        "lights.off",
+	        "lights.on",     "mode.arrive_home",   "mode.away",         "mode.quiet",
+	        "scene.bedtime", "scene.good_morning", "scene.movie_night", "scene.welcome_guest"};
+	uint32_t seed = 0x5eed1234u;
+	int invalid = 0, ok = 0;
+
+	(void)state;
+	for (size_t f = 0; f <= sizeof(files) / sizeof(files[0]); f++) {
+		char path[512];
+		cJSON *orig;
+
+		if (f < sizeof(files) / sizeof(files[0]))
+			snprintf(path, sizeof(path), "%s/%s.json", HEARTH_RECIPES_DIR, files[f]);
+		else
+			snprintf(path, sizeof(path), "%s/many/many.json", FIXTURES);
+		orig = cJSON_Parse(read_fixture(path));
+		assert_non_null(orig);
+		for (int it = 0; it < 300; it++) {
+			cJSON *d = cJSON_Duplicate(orig, 1);
+			int changes = 1 + (int)(next_rand(&seed) % 3);
+			struct hearth_recipe *r = (struct hearth_recipe *)1;
+			char why[8192], *text, *v[256];
+			int rc, n;
+
+			assert_non_null(d);
+			for (int c = 0; c < changes && count_nodes(d) > 1; c++) {
+				int k = (int)(next_rand(&seed) % (uint32_t)(count_nodes(d) - 1));
+				const char *val = values[next_rand(&seed) %
+				                         (sizeof(values) / sizeof(values[0]))];
+				cJSON *parent = NULL, *node = nth_node(d, &k, &parent), *nv;
+
+				assert_non_null(node);
+				if (next_rand(&seed) % 5 == 0) {
+					cJSON_Delete(cJSON_DetachItemViaPointer(parent, node));
+					continue;
+				}
+				nv = cJSON_Parse(val);
+				assert_non_null(nv);
+				if (cJSON_IsObject(parent))
+					assert_true(cJSON_ReplaceItemInObjectCaseSensitive(
+					        parent, node->string, nv));
+				else
+					assert_true(cJSON_ReplaceItemViaPointer(parent, node, nv));
+			}
+			text = cJSON_PrintUnformatted(d);
+			assert_non_null(text);
+			rc = hearth_recipe_parse(text, strlen(text), "mut.json", &r, why,
+			                         sizeof(why));
+			if (rc == 0) {
+				assert_non_null(r);
+				assert_string_equal(why, "");
+				hearth_recipe_free(r);
+				ok++;
+			} else {
+				assert_int_equal(rc, HEARTH_E_INVALID);
+				assert_null(r);
+				n = split_lines(why, v, 256);
+				assert_true(n >= 1);
+				for (int i = 0; i < n; i++)
+					if (strncmp(v[i], "mut.json: ", 10) || strlen(v[i]) <= 10)
+						fail_msg("line %d of %s: \"%s\"", i, text, v[i]);
+				invalid++;
+			}
+			free(text);
+			cJSON_Delete(d);
+		}
+		cJSON_Delete(orig);
+	}
+	print_message("mutations: %d refused, %d still valid\n", invalid, ok);
+	assert_true(invalid > 1000);
+}
+
 /* ==== The book ==== */
 
 static void
@@ -635,7 +1053,7 @@ test_builtin_library_loads_clean(void **state)
 	assert_int_equal(hearth_recipe_book_load(HEARTH_RECIPES_DIR, &b, collect, &problems, why,
 	                                         sizeof(why)),
 	                 0);
-	for (int i = 0; i < problems.n && i < 16; i++)
+	for (int i = 0; i < problems.n && i < LINES_MAX; i++)
 		print_error("problem: %s\n", problems.v[i]);
 	assert_int_equal(problems.n, 0);
 	assert_true(hearth_recipe_book_count(b) >= 1);
@@ -726,6 +1144,28 @@ test_book_duplicate_ids(void **state)
 	lines_free(&problems);
 }
 
+/* A file with several problems: one report per line, each naming the file. */
+static void
+test_book_reports_each_line(void **state)
+{
+	struct lines problems = {0};
+	hearth_recipe_book *b = NULL;
+	char why[256] = "", want[512];
+
+	(void)state;
+	assert_int_equal(
+	        hearth_recipe_book_load(FIXTURES "/many", &b, collect, &problems, why, sizeof(why)),
+	        0);
+	assert_int_equal(hearth_recipe_book_count(b), 0);
+	assert_int_equal(problems.n, MANY_N);
+	for (int i = 0; i < MANY_N; i++) {
+		snprintf(want, sizeof(want), FIXTURES "/many/many.json: %s", many_lines[i]);
+		assert_string_equal(problems.v[i], want);
+	}
+	hearth_recipe_book_free(b);
+	lines_free(&problems);
+}
+
 static void
 test_book_missing_folder(void **state)
 {
@@ -766,9 +1206,17 @@ main(void)
 	        cmocka_unit_test(test_parse_bad_mode_consents_targets),
 	        cmocka_unit_test(test_parse_bad_after),
 	        cmocka_unit_test(test_parse_slot_args),
+	        cmocka_unit_test(test_parse_every_problem),
+	        cmocka_unit_test(test_parse_no_cascade),
+	        cmocka_unit_test(test_parse_problems_per_field),
+	        cmocka_unit_test(test_parse_pick),
+	        cmocka_unit_test(test_parse_problems_overflow),
+	        cmocka_unit_test(test_parse_out_of_memory),
+	        cmocka_unit_test(test_parse_mutations),
 	        cmocka_unit_test(test_builtin_library_loads_clean),
 	        cmocka_unit_test(test_book_skips_and_reports),
 	        cmocka_unit_test(test_book_duplicate_ids),
+	        cmocka_unit_test(test_book_reports_each_line),
 	        cmocka_unit_test(test_book_missing_folder),
 	};
 
