@@ -81,6 +81,11 @@ hearth_msg_type_name(enum hearth_msg_type type)
 	        [HEARTH_MSG_JOURNAL] = "journal",
 	        [HEARTH_MSG_FLAG_CHANGED] = "flag.changed",
 	        [HEARTH_MSG_DRIFT] = "drift",
+	        [HEARTH_MSG_APPROVAL_REQUEST] = "approval.request",
+	        [HEARTH_MSG_APPROVAL_RESPONSE] = "approval.response",
+	        [HEARTH_MSG_AUDIT] = "audit",
+	        [HEARTH_MSG_CONSENT] = "consent",
+	        [HEARTH_MSG_SEMANTIC] = "semantic",
 	};
 
 	if ((int)type <= 0 || type >= HEARTH_MSG_TYPE_COUNT || !names[type])

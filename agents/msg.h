@@ -58,6 +58,21 @@ enum hearth_msg_type {
 	/* context -> runtime: the drift sentinel started or cleared a drift on a
 	 * feature. body: the event (drift.h hearth_drift_event_json). */
 	HEARTH_MSG_DRIFT,
+	/* approval -> transport: ask the phone. id: plan id. body: the request
+	 * {"plan_id","summary","rationale","risk","nonce","expires_at"}. */
+	HEARTH_MSG_APPROVAL_REQUEST,
+	/* transport -> approval: the phone's answer. id: the plan id of the
+	 * topic. body: the response object (checked to be an object). */
+	HEARTH_MSG_APPROVAL_RESPONSE,
+	/* agent -> memory: append an audit record. id: the subject. body:
+	 * {"event": kind, ...fields}. */
+	HEARTH_MSG_AUDIT,
+	/* agent -> memory: set a consent scope's standing pre-approval. id:
+	 * unused. body: {"scope","standing":bool,"by"}. */
+	HEARTH_MSG_CONSENT,
+	/* agent -> memory: put a generic semantic record. id: unused. body:
+	 * {"kind","name","value"} (value null: remove it). */
+	HEARTH_MSG_SEMANTIC,
 	HEARTH_MSG_TYPE_COUNT
 };
 

@@ -52,6 +52,12 @@ hearth_plan_free(struct hearth_plan *p)
 }
 
 const char *
+hearth_risk_name(enum hearth_risk r)
+{
+	return r == HEARTH_RISK_HIGH ? "high" : r == HEARTH_RISK_MEDIUM ? "medium" : "low";
+}
+
+const char *
 hearth_plan_state_name(enum hearth_plan_state s)
 {
 	static const char *const names[] = {
@@ -131,6 +137,19 @@ hearth_plan_reply_json(const struct hearth_plan *p)
 	cJSON_AddStringToObject(o, "plan_id", p->id);
 	cJSON_AddStringToObject(o, "state", hearth_plan_state_name(p->state));
 	cJSON_AddStringToObject(o, "rationale", p->rationale ? p->rationale : "");
+	cJSON_AddStringToObject(o, "risk", hearth_risk_name(p->risk));
+	if (p->needs_approval || p->preapproved) {
+		cJSON *a = cJSON_AddObjectToObject(o, "approval");
+
+		if (a) {
+			cJSON_AddBoolToObject(a, "preapproved", p->preapproved);
+			if (p->approval_scope[0])
+				cJSON_AddStringToObject(a, "scope", p->approval_scope);
+			if (p->approval_expires)
+				cJSON_AddNumberToObject(a, "expires_at",
+				                        (double)p->approval_expires);
+		}
+	}
 	if (p->policy_hash[0])
 		cJSON_AddStringToObject(o, "policy_hash", p->policy_hash);
 	cJSON_AddItemToObject(o, "steps", hearth_plan_steps_json(p));
@@ -243,6 +262,25 @@ hearth_plan_journal_json(const struct hearth_plan *p)
 		cJSON_AddStringToObject(o, "reason", p->reason);
 	cJSON_AddNumberToObject(o, "ts", (double)p->wall_received);
 	cJSON_AddBoolToObject(o, "commanded", p->t_first_command != 0);
+	cJSON_AddStringToObject(o, "risk", hearth_risk_name(p->risk));
+	if (p->needs_approval || p->preapproved) {
+		cJSON *a = cJSON_AddObjectToObject(o, "approval");
+
+		if (a) {
+			cJSON_AddBoolToObject(a, "needed", p->needs_approval);
+			cJSON_AddBoolToObject(a, "preapproved", p->preapproved);
+			cJSON_AddBoolToObject(a, "replied", p->replied);
+			if (p->approval_scope[0])
+				cJSON_AddStringToObject(a, "scope", p->approval_scope);
+			if (p->nonce[0])
+				cJSON_AddStringToObject(a, "nonce", p->nonce);
+			if (p->approval_expires)
+				cJSON_AddNumberToObject(a, "expires_at",
+				                        (double)p->approval_expires);
+			if (p->approver[0])
+				cJSON_AddStringToObject(a, "approver", p->approver);
+		}
+	}
 	steps = cJSON_AddArrayToObject(o, "steps");
 	for (int i = 0; steps && i < p->nsteps; i++) {
 		const struct hearth_step *st = &p->steps[i];
@@ -355,6 +393,26 @@ hearth_plan_from_journal(const cJSON *j, char *why, size_t wl)
 		p->rationale = hearth_strdup(s);
 	if (!hearth_json_get_str(j, "reason", &s))
 		p->reason = hearth_strdup(s);
+	if (!hearth_json_get_str(j, "risk", &s))
+		p->risk = !strcmp(s, "high")     ? HEARTH_RISK_HIGH
+		          : !strcmp(s, "medium") ? HEARTH_RISK_MEDIUM
+		                                 : HEARTH_RISK_LOW;
+	{
+		const cJSON *ap = cJSON_GetObjectItemCaseSensitive(j, "approval");
+
+		if (cJSON_IsObject(ap)) {
+			p->needs_approval =
+			        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ap, "needed"));
+			p->preapproved =
+			        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ap, "preapproved"));
+			p->replied = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ap, "replied"));
+			take_str(ap, "scope", p->approval_scope, sizeof(p->approval_scope), false);
+			take_str(ap, "nonce", p->nonce, sizeof(p->nonce), false);
+			take_str(ap, "approver", p->approver, sizeof(p->approver), false);
+			if (!hearth_json_get_num(ap, "expires_at", &num))
+				p->approval_expires = (int64_t)num;
+		}
+	}
 	if (cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(j, "critique")))
 		p->critique = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(j, "critique"), 1);
 	if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(j, "score")))

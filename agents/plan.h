@@ -25,6 +25,17 @@ enum hearth_plan_state {
 	HEARTH_PLAN_EXPIRED,
 };
 
+/* Risk classes (issue 7): low (lights, media), medium (heating above the
+ * cap, a step a rule lets an approval lift), high (unlock, disarm, camera on,
+ * open a garage or gate). */
+enum hearth_risk {
+	HEARTH_RISK_LOW,
+	HEARTH_RISK_MEDIUM,
+	HEARTH_RISK_HIGH,
+};
+
+const char *hearth_risk_name(enum hearth_risk r);
+
 enum hearth_step_state {
 	HEARTH_STEP_PENDING,
 	HEARTH_STEP_DISPATCHED,
@@ -72,17 +83,26 @@ struct hearth_plan {
 	enum hearth_plan_state state;
 	struct hearth_step *steps;
 	int nsteps;
-	char *rationale;         /* owned */
-	cJSON *critique;         /* [{"kind","detail"}] findings of the planner (owned), or NULL */
-	cJSON *alternatives;     /* the candidates weighed, best first (owned), or NULL */
-	cJSON *score;            /* the chosen candidate's score breakdown (owned), or NULL */
-	int run_mode;            /* the recipe's run mode (enum hearth_recipe_mode) */
-	int run_max;             /* and its max (concurrent or queued runs), >= 1 */
-	char *reason;            /* why it ended as it did, when not completed (owned) */
-	hearth_reply_to reply;   /* where the intent's answer goes (owned) */
-	int64_t t_received;      /* mono ms the intent arrived */
-	int64_t t_first_command; /* mono ms of the first command, 0 if none */
-	int64_t wall_received;   /* wall ms the intent arrived */
+	char *rationale;     /* owned */
+	cJSON *critique;     /* [{"kind","detail"}] findings of the planner (owned), or NULL */
+	cJSON *alternatives; /* the candidates weighed, best first (owned), or NULL */
+	cJSON *score;        /* the chosen candidate's score breakdown (owned), or NULL */
+	int run_mode;        /* the recipe's run mode (enum hearth_recipe_mode) */
+	int run_max;         /* and its max (concurrent or queued runs), >= 1 */
+	/* Approvals (agents/approval). */
+	enum hearth_risk risk;    /* the highest risk of its acting steps */
+	bool needs_approval;      /* the plan may not run before a valid approval */
+	bool preapproved;         /* a standing pre-approval covered it */
+	bool replied;             /* the intent's reply went out already (when it began to wait) */
+	char approval_scope[160]; /* consent scope of its approvals: "recipe:<id>[/room:<r>]" */
+	char nonce[33];           /* 128-bit hex, single use, while awaiting approval */
+	int64_t approval_expires; /* wall ms: no answer by then -> expired */
+	char approver[HEARTH_ID_MAX + 1]; /* who approved or denied */
+	char *reason;                     /* why it ended as it did, when not completed (owned) */
+	hearth_reply_to reply;            /* where the intent's answer goes (owned) */
+	int64_t t_received;               /* mono ms the intent arrived */
+	int64_t t_first_command;          /* mono ms of the first command, 0 if none */
+	int64_t wall_received;            /* wall ms the intent arrived */
 };
 
 struct hearth_plan *hearth_plan_new(int nsteps);
