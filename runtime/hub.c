@@ -35,6 +35,7 @@
 #include "runtime/ecosystem.h"
 #include "runtime/ctl.h"
 #include "runtime/loop.h"
+#include "runtime/ratelimit.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -65,6 +66,8 @@ struct hearth_hub {
 	hearth_coapd *coapd; /* NULL when CoAP is off */
 	hearth_eco *eco;     /* Zigbee2MQTT and Home Assistant discovery bindings */
 	hearth_recipe_book *book;
+	hearth_ratelimit *intent_rl;   /* per intent source */
+	hearth_ratelimit *approval_rl; /* per approver */
 	hearth_context *ctx;
 	hearth_orch *orch;
 	hearth_resource *res;
@@ -87,7 +90,7 @@ struct hearth_hub {
 	char policy_hash[65];
 	int64_t started_mono;
 	unsigned long intent_seq;
-	unsigned long n_intents, n_errors, n_commands;
+	unsigned long n_intents, n_errors, n_commands, n_rate_limited;
 };
 
 static hearth_now
@@ -420,8 +423,32 @@ post_in_error(hearth_hub *h, const char *code, const char *topic, const char *de
 }
 
 /*
+ * The rate limit of one message: its bucket is the string field key of body
+ * when that is a valid id, else the anonymous one ("*", which no id can
+ * be). false: refused, reported on <p>/error with the reason in why.
+ */
+static bool
+rate_ok(hearth_hub *h, hearth_ratelimit *rl, const cJSON *body, const char *key, const char *what,
+        int rate, int burst, const char *topic, char *why, size_t wl)
+{
+	const cJSON *k = cJSON_GetObjectItemCaseSensitive(body, key);
+	bool named = cJSON_IsString(k) && hearth_id_valid_str(k->valuestring);
+	int64_t retry;
+
+	if (hearth_ratelimit_take(rl, named ? k->valuestring : "*", hearth_mono_ms(), &retry))
+		return true;
+	h->n_rate_limited++;
+	snprintf(why, wl,
+	         "%s %s%.64s sends more than %d %s a second (burst %d): try again in %lld ms", key,
+	         named ? "" : "(none: the anonymous bucket)", named ? k->valuestring : "", rate,
+	         what, burst, (long long)retry);
+	post_in_error(h, "rate_limited", topic, why);
+	return false;
+}
+
+/*
  * An intent from any transport (MQTT, CoAP): check it, give it an id, post
- * it. body and reply are taken. Returns 0, or an error with the reason in
+ * it. Past its source's rate limit it is answered rate_limited at once. body and reply are taken. Returns 0, or an error with the reason in
  * why, also reported on <p>/error (with topic, when there is one).
  */
 static int
@@ -447,6 +474,20 @@ intent_in(hearth_hub *h, const char *topic, cJSON *body, hearth_reply_to *reply,
 		snprintf(m.id, sizeof(m.id), "i-%llx-%lu", (unsigned long long)hearth_wall_ms(),
 		         ++h->intent_seq);
 	}
+	if (!rate_ok(h, h->intent_rl, body, "source", "intents", h->cfg->intent_rate,
+	             h->cfg->intent_burst, topic, why, wl)) {
+		/* The sender hears it too, on its reply topic; nothing is planned. */
+		cJSON_Delete(m.body);
+		m.type = HEARTH_MSG_INTENT_REPLY;
+		m.body = cJSON_CreateObject();
+		if (m.body && cJSON_AddStringToObject(m.body, "id", m.id) &&
+		    cJSON_AddStringToObject(m.body, "error", "rate_limited") &&
+		    cJSON_AddStringToObject(m.body, "detail", why))
+			hearth_post(&h->out, &m);
+		else
+			hearth_msg_clear(&m);
+		return 0;
+	}
 	h->n_intents++;
 	hearth_post(&h->out, &m);
 	return 0;
@@ -460,7 +501,7 @@ static void
 on_intent_msg(hearth_hub *h, const struct hearth_mqtt_msg *mm, cJSON *body)
 {
 	hearth_reply_to reply = {0};
-	char why[128];
+	char why[256];
 
 	if (mm->response_topic && !(reply.topic = hearth_strdup(mm->response_topic)))
 		goto oom;
@@ -559,6 +600,49 @@ on_device_msg(hearth_hub *h, const struct hearth_mqtt_msg *mm, const char *rest)
 	hearth_post(&h->out, &m);
 }
 
+/*
+ * <p>/approval/<plan_id>/response: the plan id must be an id, the payload
+ * JSON, and the approver within its rate limit, before anything else looks
+ * at it. No plan waits for an approval yet (the approval flow is still to
+ * come), so a response that passes is answered that no plan awaits it.
+ */
+static void
+on_approval_msg(hearth_hub *h, const struct hearth_mqtt_msg *mm, const char *rest)
+{
+	const char *slash = strchr(rest, '/');
+	char why[192];
+	cJSON *body;
+	int rc;
+
+	if (!slash || strcmp(slash + 1, "response"))
+		return; /* our own requests */
+	if (!hearth_id_valid(rest, (size_t)(slash - rest))) {
+		post_in_error(h, "bad_request", mm->topic,
+		              "plan ids are 1-64 characters of A-Z a-z 0-9 _ . -");
+		return;
+	}
+	if (mm->len == 0) {
+		post_in_error(h, "bad_request", mm->topic, "empty approval response");
+		return;
+	}
+	rc = hearth_json_parse(mm->payload, (size_t)mm->len, &body, why, sizeof(why));
+	if (rc) {
+		post_in_error(h, rc == HEARTH_E_BAD_JSON ? "bad_json" : "internal", mm->topic,
+		              rc == HEARTH_E_BAD_JSON ? why : "out of memory");
+		return;
+	}
+	if (!cJSON_IsObject(body))
+		post_in_error(h, "bad_request", mm->topic, "an approval response is a JSON object");
+	else if (rate_ok(h, h->approval_rl, body, "approver", "approval responses",
+	                 h->cfg->approval_rate, h->cfg->approval_burst, mm->topic, why,
+	                 sizeof(why))) {
+		snprintf(why, sizeof(why), "no plan awaits approval as %.*s", (int)(slash - rest),
+		         rest);
+		post_in_error(h, "bad_request", mm->topic, why);
+	}
+	cJSON_Delete(body);
+}
+
 static void
 on_message(void *ud, const struct hearth_mqtt_msg *mm)
 {
@@ -594,6 +678,8 @@ on_message(void *ud, const struct hearth_mqtt_msg *mm)
 		on_intent_msg(h, mm, body);
 	} else if (!strncmp(rest, "device/", 7)) {
 		on_device_msg(h, mm, rest + 7);
+	} else if (!strncmp(rest, "approval/", 9)) {
+		on_approval_msg(h, mm, rest + 9);
 	}
 }
 
@@ -669,7 +755,7 @@ on_connect(void *ud, int rc, bool session_present)
 {
 	hearth_hub *h = ud;
 	static const char *const subs[] = {"intent", "device/+/meta", "device/+/state",
-	                                   "device/+/availability"};
+	                                   "device/+/availability", "approval/+/response"};
 	char topic[TOPIC_MAX];
 
 	if (rc) {
@@ -949,6 +1035,7 @@ ctl_status(hearth_hub *h)
 	cJSON_AddNumberToObject(o, "intents", (double)h->n_intents);
 	cJSON_AddNumberToObject(o, "commands", (double)h->n_commands);
 	cJSON_AddNumberToObject(o, "errors", (double)h->n_errors);
+	cJSON_AddNumberToObject(o, "rate_limited", (double)h->n_rate_limited);
 	cJSON_AddStringToObject(o, "data_dir", h->cfg->data_dir);
 	return o;
 }
@@ -1410,6 +1497,11 @@ hearth_hub_new(const struct hearth_config *cfg, hearth_hub **out, char *why, siz
 	if (hearth_recipe_book_count(h->book) == 0)
 		LOG_WARN("hub", "no recipes loaded from %s: every intent will get no_match",
 		         cfg->recipes_dir);
+	if ((rc = hearth_ratelimit_new(cfg->intent_rate, cfg->intent_burst,
+	                               (size_t)cfg->rate_sources, &h->intent_rl)) ||
+	    (rc = hearth_ratelimit_new(cfg->approval_rate, cfg->approval_burst,
+	                               (size_t)cfg->rate_sources, &h->approval_rl)))
+		goto fail_msg;
 	if ((rc = hearth_loop_new(&h->loop)) || (rc = hearth_bus_new(&h->bus)) ||
 	    (rc = hearth_bus_new(&h->later)))
 		goto fail_msg;
@@ -1450,6 +1542,9 @@ hearth_hub_new(const struct hearth_config *cfg, hearth_hub **out, char *why, siz
 	mo.session_expiry = (uint32_t)cfg->mqtt_session_expiry;
 	mo.username = cfg->mqtt_username;
 	mo.password = cfg->mqtt_password;
+	mo.tls_ca_file = cfg->mqtt_tls_ca_file;
+	mo.tls_cert_file = cfg->mqtt_tls_cert_file;
+	mo.tls_key_file = cfg->mqtt_tls_key_file;
 	mo.will_topic = h->status_topic;
 	mo.will_payload = will;
 	mo.will_retain = true;
@@ -1457,8 +1552,17 @@ hearth_hub_new(const struct hearth_config *cfg, hearth_hub **out, char *why, siz
 	cb.on_disconnect = on_disconnect;
 	cb.on_message = on_message;
 	cb.ud = h;
-	if ((rc = hearth_mqtt_new(&mo, &cb, &h->mqtt)))
+	if ((rc = hearth_mqtt_new(&mo, &cb, &h->mqtt))) {
+		if (mo.tls_ca_file && rc != -ENOMEM) {
+			snprintf(why, wl,
+			         "cannot set up TLS to the broker with %s%s%s: expected PEM files "
+			         "(the key not encrypted)",
+			         mo.tls_ca_file, mo.tls_cert_file ? ", " : "",
+			         mo.tls_cert_file ? mo.tls_cert_file : "");
+			goto fail;
+		}
 		goto fail_msg;
+	}
 
 	snprintf(path, sizeof(path), "%s/hearthd.sock", cfg->data_dir);
 	if ((rc = hearth_ctl_open(h->loop, path, ctl_handle, h, &h->ctl, why, wl)))
@@ -1545,6 +1649,8 @@ hearth_hub_free(hearth_hub *h)
 	hearth_bus_free(h->later);
 	hearth_loop_free(h->loop);
 	hearth_recipe_book_free(h->book);
+	hearth_ratelimit_free(h->intent_rl);
+	hearth_ratelimit_free(h->approval_rl);
 	hearth_store_close(h->store);
 	if (h->sig_fd >= 0)
 		close(h->sig_fd);
