@@ -742,6 +742,16 @@ try_connect(void *ud)
 	status_json(will, sizeof(will), "offline");
 	hearth_mqtt_set_will(h->mqtt, will);
 	rc = hearth_mqtt_connect(h->mqtt);
+	if (rc == -EPROTO && h->cfg->mqtt_tls_ca_file) {
+		LOG_WARN("hub",
+		         "TLS to the broker at %s:%d failed (is %s the CA that signed the broker's "
+		         "certificate, does that certificate name %s, does the broker accept our "
+		         "client certificate?); retrying in %d ms",
+		         h->cfg->broker_host, h->cfg->broker_port, h->cfg->mqtt_tls_ca_file,
+		         h->cfg->broker_host, h->reconnect_ms);
+		schedule_reconnect(h);
+		return;
+	}
 	if (rc) {
 		LOG_WARN("hub", "cannot reach the broker at %s:%d: %s; retrying in %d ms",
 		         h->cfg->broker_host, h->cfg->broker_port, hearth_strerror(rc),
@@ -761,8 +771,13 @@ on_connect(void *ud, int rc, bool session_present)
 	char topic[TOPIC_MAX];
 
 	if (rc) {
-		LOG_ERR("hub", "the broker at %s:%d refused us: %s", h->cfg->broker_host,
-		        h->cfg->broker_port, hearth_mqtt_reason(rc));
+		/* MQTT v5 0x86, 0x87 (v3.1.1: 4, 5): the credentials. */
+		bool creds = rc == 0x86 || rc == 0x87 || rc == 4 || rc == 5;
+
+		LOG_ERR("hub", "the broker at %s:%d refused us: %s%s%s; retrying",
+		        h->cfg->broker_host, h->cfg->broker_port, hearth_mqtt_reason(rc),
+		        creds ? ": check mqtt.username and the password as user " : "",
+		        creds ? (h->cfg->mqtt_username ? h->cfg->mqtt_username : "(none)") : "");
 		return; /* the broker closes; on_disconnect schedules the retry */
 	}
 	h->connected = true;
