@@ -3,7 +3,8 @@
  * are plain queued writes; reads copy a committed value straight from the map
  * into the caller's buffer, so no copy of a secret is left in memory this
  * module owns. Names may be listed and logged, values never: nothing here
- * formats a value, and listing hands out names only. The file mode (0600)
+ * formats a value, and listing hands out names only (with, for a paired
+ * phone, its pairing time). The file mode (0600)
  * and the data dir (0700) are the store's to set at creation.
  */
 #include "memory/secrets.h"
@@ -11,9 +12,13 @@
 
 #include <errno.h>
 #include <lmdb.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "platform/err.h"
+#include "platform/id.h"
+#include "platform/log.h"
 
 static bool
 name_valid(const char *name)
@@ -107,4 +112,159 @@ hearth_secrets_each(hearth_store *st, hearth_secret_name_fn fn, void *ud)
 		return HEARTH_E_INVALID;
 	return store__each(st, HEARTH_DB_SECRETS, NULL, false, HEARTH_SECRET_NAME_MAX, name_only,
 	                   &n);
+}
+
+/* ==== Approvers ==== */
+
+#define APPROVER_VALUE_LEN (HEARTH_APPROVER_KEY_LEN + 8)
+
+static int
+approver_secret(const char *name, char out[sizeof(HEARTH_APPROVER_PREFIX) + 64])
+{
+	if (!name || !hearth_id_valid_str(name))
+		return HEARTH_E_INVALID;
+	snprintf(out, sizeof(HEARTH_APPROVER_PREFIX) + 64, HEARTH_APPROVER_PREFIX "%s", name);
+	return 0;
+}
+
+/* The store's files hold the keys: owner only, whatever made them. */
+static void
+protect_files(hearth_store *st)
+{
+	static const char *const files[] = {"data.mdb", "lock.mdb"};
+	char path[4096];
+	struct stat sb;
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", store__dir(st), files[i]);
+		if (stat(path, &sb) || !(sb.st_mode & 077))
+			continue;
+		if (chmod(path, 0600))
+			LOG_WARN("secrets", "%s is mode %03o and cannot be made 0600: %s", path,
+			         (unsigned)(sb.st_mode & 0777), strerror(errno));
+		else
+			LOG_WARN("secrets", "%s was mode %03o: now 0600", path,
+			         (unsigned)(sb.st_mode & 0777));
+	}
+}
+
+int
+hearth_secrets_approver_put(hearth_store *st, const char *name,
+                            const uint8_t key[HEARTH_APPROVER_KEY_LEN], int64_t paired_at)
+{
+	char sname[sizeof(HEARTH_APPROVER_PREFIX) + 64];
+	uint8_t val[APPROVER_VALUE_LEN];
+	uint64_t t = (uint64_t)paired_at;
+	int err;
+
+	if (!st || !key || approver_secret(name, sname))
+		return HEARTH_E_INVALID;
+	memcpy(val, key, HEARTH_APPROVER_KEY_LEN);
+	for (int i = 0; i < 8; i++)
+		val[HEARTH_APPROVER_KEY_LEN + i] = (uint8_t)(t >> (8 * i));
+	err = hearth_secret_put(st, sname, val, sizeof(val));
+	explicit_bzero(val, sizeof(val));
+	if (!err)
+		protect_files(st);
+	return err;
+}
+
+/* The committed value of approver name into val. */
+static int
+approver_get(hearth_store *st, const char *name, uint8_t val[APPROVER_VALUE_LEN])
+{
+	char sname[sizeof(HEARTH_APPROVER_PREFIX) + 64];
+	size_t len = 0;
+	int err;
+
+	if (!st || approver_secret(name, sname))
+		return HEARTH_E_INVALID;
+	err = hearth_secret_get(st, sname, val, APPROVER_VALUE_LEN, &len);
+	if (err == HEARTH_E_TOO_LARGE || (!err && len != APPROVER_VALUE_LEN)) {
+		explicit_bzero(val, APPROVER_VALUE_LEN);
+		return HEARTH_E_CORRUPT;
+	}
+	return err;
+}
+
+static int64_t
+time_of(const uint8_t *p)
+{
+	uint64_t t = 0;
+
+	for (int i = 7; i >= 0; i--)
+		t = t << 8 | p[i];
+	return (int64_t)t;
+}
+
+int
+hearth_secrets_approver_key(hearth_store *st, const char *name,
+                            uint8_t key[HEARTH_APPROVER_KEY_LEN])
+{
+	uint8_t val[APPROVER_VALUE_LEN];
+	int err;
+
+	if (!key)
+		return HEARTH_E_INVALID;
+	err = approver_get(st, name, val);
+	if (!err)
+		memcpy(key, val, HEARTH_APPROVER_KEY_LEN);
+	explicit_bzero(val, sizeof(val));
+	return err;
+}
+
+int
+hearth_secrets_approver_paired_at(hearth_store *st, const char *name, int64_t *paired_at)
+{
+	uint8_t val[APPROVER_VALUE_LEN];
+	int err;
+
+	if (!paired_at)
+		return HEARTH_E_INVALID;
+	err = approver_get(st, name, val);
+	if (!err)
+		*paired_at = time_of(val + HEARTH_APPROVER_KEY_LEN);
+	explicit_bzero(val, sizeof(val));
+	return err;
+}
+
+int
+hearth_secrets_approver_del(hearth_store *st, const char *name)
+{
+	char sname[sizeof(HEARTH_APPROVER_PREFIX) + 64];
+	int64_t at;
+	int err;
+
+	if (!st || approver_secret(name, sname))
+		return HEARTH_E_INVALID;
+	err = hearth_secrets_approver_paired_at(st, name, &at);
+	if (err && err != HEARTH_E_CORRUPT)
+		return err;
+	return hearth_secret_del(st, sname);
+}
+
+struct approvers {
+	hearth_approver_fn fn;
+	void *ud;
+};
+
+static int
+approver_visit(void *ud, const char *name, const char *value, size_t len)
+{
+	struct approvers *a = ud;
+
+	if (len != APPROVER_VALUE_LEN || !hearth_id_valid_str(name))
+		return 0; /* not a pairing of ours: left out */
+	return a->fn(a->ud, name, time_of((const uint8_t *)value + HEARTH_APPROVER_KEY_LEN));
+}
+
+int
+hearth_secrets_approvers_each(hearth_store *st, hearth_approver_fn fn, void *ud)
+{
+	struct approvers a = {fn, ud};
+
+	if (!fn)
+		return HEARTH_E_INVALID;
+	return store__each(st, HEARTH_DB_SECRETS, HEARTH_APPROVER_PREFIX, true,
+	                   HEARTH_SECRET_NAME_MAX, approver_visit, &a);
 }

@@ -15,6 +15,7 @@
 #include "memory/store.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define HEARTH_SECRET_NAME_MAX  128
 #define HEARTH_SECRET_VALUE_MAX 4096
@@ -37,5 +38,40 @@ int hearth_secret_del(hearth_store *st, const char *name);
 /* Visit the committed names in order; a non-zero return stops (a negative one is passed back). */
 typedef int (*hearth_secret_name_fn)(void *ud, const char *name);
 int hearth_secrets_each(hearth_store *st, hearth_secret_name_fn fn, void *ud);
+
+/* ==== Approvers (paired phones) ====
+ *
+ * A paired phone's key is the secret "approver.<name>": 32 random bytes
+ * followed by the pairing time (ms since the epoch, 8 bytes little-endian).
+ * name is an id (DESIGN.md section 4: 1-64 of [A-Za-z0-9_.-]). The key is
+ * what HMAC-SHA256 approval responses are signed with (DESIGN.md section 4,
+ * approvals); it leaves this module only into a buffer the caller owns.
+ */
+#define HEARTH_APPROVER_KEY_LEN 32
+#define HEARTH_APPROVER_PREFIX  "approver."
+
+/*
+ * Queue pairing name with key at paired_at, replacing a key it had. Makes
+ * the store's files 0600 if they were not (a warning is logged). 0,
+ * HEARTH_E_INVALID (name not an id), -ENOMEM or -EROFS.
+ */
+int hearth_secrets_approver_put(hearth_store *st, const char *name,
+                                const uint8_t key[HEARTH_APPROVER_KEY_LEN], int64_t paired_at);
+/*
+ * The committed key of approver name into key. 0; HEARTH_E_NOT_FOUND when
+ * name is not paired; HEARTH_E_INVALID when name is not an id;
+ * HEARTH_E_CORRUPT when the stored value is not a key and a time. key is
+ * untouched on error.
+ */
+int hearth_secrets_approver_key(hearth_store *st, const char *name,
+                                uint8_t key[HEARTH_APPROVER_KEY_LEN]);
+/* When name was paired (committed), in *paired_at. Errors as above. */
+int hearth_secrets_approver_paired_at(hearth_store *st, const char *name, int64_t *paired_at);
+/* Queue unpairing name. 0; HEARTH_E_NOT_FOUND when it is not paired. */
+int hearth_secrets_approver_del(hearth_store *st, const char *name);
+
+/* Visit the committed approvers by name: name and pairing time, never the key. */
+typedef int (*hearth_approver_fn)(void *ud, const char *name, int64_t paired_at);
+int hearth_secrets_approvers_each(hearth_store *st, hearth_approver_fn fn, void *ud);
 
 #endif

@@ -144,6 +144,12 @@ hearth_mqtt_new(const struct hearth_mqtt_opts *o, const struct hearth_mqtt_cb *c
 		if (rc)
 			goto fail_mosq;
 	}
+	if (o->tls_ca_file) {
+		rc = map_rc(mosquitto_tls_set(m->mosq, o->tls_ca_file, NULL, o->tls_cert_file,
+		                              o->tls_key_file, NULL));
+		if (rc)
+			goto fail_mosq;
+	}
 	if (o->will_topic) {
 		rc = map_rc(mosquitto_will_set_v5(m->mosq, o->will_topic,
 		                                  (int)strlen(o->will_payload), o->will_payload, 1,

@@ -3,7 +3,8 @@
  * loop: no libmosquitto thread, no mosquitto_loop(). The caller watches
  * hearth_mqtt_socket() for reading (and for writing while
  * hearth_mqtt_want_write()), and calls hearth_mqtt_misc() about once a second
- * for keepalives. MQTT v5, TCP_NODELAY, optional persistent session.
+ * for keepalives. MQTT v5, TCP_NODELAY, optional persistent session,
+ * optional username/password and TLS (CA, client certificate).
  *
  * Callbacks run inside hearth_mqtt_read()/_write()/_misc(); they may publish.
  */
@@ -24,6 +25,13 @@ struct hearth_mqtt_opts {
 	uint32_t session_expiry; /* seconds the broker keeps the session after a disconnect */
 	const char *username;    /* NULL: anonymous */
 	const char *password;
+	/* TLS to the broker when tls_ca_file is set: the broker's certificate
+	 * must chain to this CA and match host (no way to skip the check).
+	 * tls_cert_file and tls_key_file (PEM, key not encrypted): a client
+	 * certificate, both or neither. */
+	const char *tls_ca_file;
+	const char *tls_cert_file;
+	const char *tls_key_file;
 	const char *will_topic; /* NULL: no last will */
 	const char *will_payload;
 	bool will_retain;

@@ -81,6 +81,16 @@ static const struct key keys[] = {
         {"zigbee2mqtt.max_devices_payload", K_INT, OFF(z2m_max_devices_payload), 65536, 64 << 20},
         {"homeassistant.enabled", K_BOOL, OFF(ha_enabled), 0, 0},
         {"homeassistant.prefix", K_STR, OFF(ha_prefix), 0, 0},
+        /* Trust (issue 7): rate limits, broker credentials and TLS. */
+        {"limits.intent_rate", K_INT, OFF(intent_rate), 0, 100000},
+        {"limits.intent_burst", K_INT, OFF(intent_burst), 1, 100000},
+        {"limits.approval_rate", K_INT, OFF(approval_rate), 0, 100000},
+        {"limits.approval_burst", K_INT, OFF(approval_burst), 1, 100000},
+        {"limits.rate_sources", K_INT, OFF(rate_sources), 16, 1 << 20},
+        {"mqtt.password_file", K_STR, OFF(mqtt_password_file), 0, 0},
+        {"mqtt.tls_ca_file", K_STR, OFF(mqtt_tls_ca_file), 0, 0},
+        {"mqtt.tls_cert_file", K_STR, OFF(mqtt_tls_cert_file), 0, 0},
+        {"mqtt.tls_key_file", K_STR, OFF(mqtt_tls_key_file), 0, 0},
 };
 
 int
@@ -120,6 +130,11 @@ hearth_config_defaults(struct hearth_config *c)
 	c->ha_prefix = hearth_strdup("homeassistant");
 	c->coap_enabled = true;
 	c->coap_listen = hearth_strdup("[::]:5683");
+	c->intent_rate = 20;
+	c->intent_burst = 40;
+	c->approval_rate = 2;
+	c->approval_burst = 10;
+	c->rate_sources = 1024;
 	if (!c->home || !c->broker_host || !c->data_dir || !c->recipes_dir || !c->z2m_base_topic ||
 	    !c->ha_prefix || !c->coap_listen) {
 		hearth_config_free(c);
@@ -147,6 +162,10 @@ hearth_config_free(struct hearth_config *c)
 	hearth_free(c->z2m_base_topic);
 	hearth_free(c->ha_prefix);
 	hearth_free(c->coap_listen);
+	hearth_free(c->mqtt_password_file);
+	hearth_free(c->mqtt_tls_ca_file);
+	hearth_free(c->mqtt_tls_cert_file);
+	hearth_free(c->mqtt_tls_key_file);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -402,6 +421,85 @@ read_all(const char *path, char **out, size_t *len)
 	return 0;
 }
 
+/* The first line of a password file, without its line end; warns when others may read it. */
+static int
+read_password(struct hearth_config *c, const char *file, void (*warn)(const char *line), char *why,
+              size_t wl)
+{
+	char *text = NULL, line[320];
+	struct stat sb;
+	size_t len = 0, n;
+	int rc = read_all(c->mqtt_password_file, &text, &len);
+
+	if (rc) {
+		snprintf(why, wl, "%s: mqtt.password_file: cannot read %s: %s", file,
+		         c->mqtt_password_file,
+		         rc == HEARTH_E_TOO_LARGE ? "not a regular file of at most 1 MiB"
+		                                  : hearth_strerror(rc));
+		return HEARTH_E_CONFIG;
+	}
+	n = strcspn(text, "\r\n");
+	if (!n || n > 256) {
+		snprintf(why, wl,
+		         "%s: mqtt.password_file: %s: expected the password (1-256 bytes) "
+		         "on the first line",
+		         file, c->mqtt_password_file);
+		explicit_bzero(text, len);
+		hearth_free(text);
+		return HEARTH_E_CONFIG;
+	}
+	hearth_free(c->mqtt_password);
+	c->mqtt_password = hearth_strndup(text, n);
+	explicit_bzero(text, len);
+	hearth_free(text);
+	if (!c->mqtt_password)
+		return -ENOMEM;
+	if (warn && !stat(c->mqtt_password_file, &sb) && (sb.st_mode & 077)) {
+		snprintf(line, sizeof(line),
+		         "%s: mqtt.password_file: %s may be read by others (mode %03o): chmod 600 "
+		         "it",
+		         file, c->mqtt_password_file, (unsigned)(sb.st_mode & 0777));
+		warn(line);
+	}
+	return 0;
+}
+
+/* Keys that only make sense together; files that must be readable. */
+static int
+check_broker_auth(struct hearth_config *c, const char *file, void (*warn)(const char *line),
+                  char *why, size_t wl)
+{
+	const char *const tls[] = {c->mqtt_tls_ca_file, c->mqtt_tls_cert_file,
+	                           c->mqtt_tls_key_file};
+	const char *const names[] = {"mqtt.tls_ca_file", "mqtt.tls_cert_file", "mqtt.tls_key_file"};
+
+	if (c->mqtt_password && c->mqtt_password_file) {
+		snprintf(why, wl, "%s: mqtt.password and mqtt.password_file: give one of them",
+		         file);
+		return HEARTH_E_CONFIG;
+	}
+	if ((c->mqtt_password || c->mqtt_password_file) && !c->mqtt_username) {
+		snprintf(why, wl, "%s: a broker password needs mqtt.username", file);
+		return HEARTH_E_CONFIG;
+	}
+	if (!c->mqtt_tls_cert_file != !c->mqtt_tls_key_file) {
+		snprintf(why, wl, "%s: mqtt.tls_cert_file and mqtt.tls_key_file go together", file);
+		return HEARTH_E_CONFIG;
+	}
+	if (c->mqtt_tls_cert_file && !c->mqtt_tls_ca_file) {
+		snprintf(why, wl,
+		         "%s: a client certificate needs mqtt.tls_ca_file (the broker's CA)", file);
+		return HEARTH_E_CONFIG;
+	}
+	for (int i = 0; i < 3; i++)
+		if (tls[i] && access(tls[i], R_OK)) {
+			snprintf(why, wl, "%s: %s: cannot read %s: %s", file, names[i], tls[i],
+			         strerror(errno));
+			return HEARTH_E_CONFIG;
+		}
+	return c->mqtt_password_file ? read_password(c, file, warn, why, wl) : 0;
+}
+
 int
 hearth_config_load(struct hearth_config *c, const char *path, bool must_exist,
                    void (*warn)(const char *line), char *why, size_t wl)
@@ -461,6 +559,8 @@ hearth_config_load(struct hearth_config *c, const char *path, bool must_exist,
 		                  &c->drift, path, why, wl);
 	if (!rc && warn)
 		warn_unknown(root, "", path, warn);
+	if (!rc)
+		rc = check_broker_auth(c, path, warn, why, wl);
 	if (!rc) {
 		char *f = hearth_strdup(path);
 

@@ -52,6 +52,14 @@ struct hearth_config {
 	char *ha_prefix;             /* "homeassistant" */
 	bool coap_enabled;           /* the CoAP endpoint and CoAP devices run (when built in) */
 	char *coap_listen;           /* "[::]:5683": UDP address of the CoAP endpoint */
+	/* Per-source token buckets: tokens per second (0: no limit) and burst. */
+	int intent_rate, intent_burst;
+	int approval_rate, approval_burst;
+	int rate_sources;         /* buckets kept per limiter (least recently used forgotten) */
+	char *mqtt_password_file; /* the broker password's file (first line), or NULL */
+	char *mqtt_tls_ca_file;   /* TLS to the broker when set: the CA to trust */
+	char *mqtt_tls_cert_file; /* client certificate and its key, both or neither */
+	char *mqtt_tls_key_file;
 };
 
 /* Fill defaults. Returns 0 or -ENOMEM. */

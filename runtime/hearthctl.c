@@ -32,9 +32,12 @@
 #include "memory/audit.h"
 #include "memory/backup.h"
 #include "memory/constraints.h"
+#include "memory/secrets.h"
 #include "memory/store.h"
 #include "platform/alloc.h"
+#include "platform/crypto.h"
 #include "platform/err.h"
+#include "platform/id.h"
 #include "platform/json.h"
 #include "platform/log.h"
 #include "platform/strbuf.h"
@@ -67,6 +70,9 @@ enum cmd {
 	CMD_PLAN,
 	CMD_HELP,
 	CMD_VERSION,
+	CMD_PAIR,
+	CMD_UNPAIR,
+	CMD_PAIRS,
 };
 
 struct ctl {
@@ -89,6 +95,10 @@ struct ctl {
 	const char *recipes_sub;
 	const char *recipes_arg;
 	const char *recipes_dir;
+	/* pair / unpair: the approver's name; pair --rotate, --broker HOST:PORT */
+	const char *pair_name;
+	bool rotate;
+	const char *broker;
 };
 
 /* What came of asking the daemon. */
@@ -106,7 +116,8 @@ static const struct {
         {"status", CMD_STATUS},   {"devices", CMD_DEVICES}, {"episodes", CMD_EPISODES},
         {"health", CMD_HEALTH},   {"backup", CMD_BACKUP},   {"restore", CMD_RESTORE},
         {"help", CMD_HELP},       {"audit", CMD_AUDIT},     {"constraints", CMD_CONSTRAINTS},
-        {"recipes", CMD_RECIPES}, {"plan", CMD_PLAN},
+        {"recipes", CMD_RECIPES}, {"plan", CMD_PLAN},       {"pair", CMD_PAIR},
+        {"unpair", CMD_UNPAIR},   {"pairs", CMD_PAIRS},
 };
 
 static void
@@ -138,6 +149,13 @@ usage(FILE *f)
 	        "                        recipe folder)\n"
 	        "  recipes validate FILE check a recipe file; every problem as FILE: path: what\n"
 	        "  plan TEXT             preview what hearthd would do for TEXT (nothing is sent)\n"
+	        "  pair NAME [--rotate] [--broker HOST:PORT]\n"
+	        "                        pair the phone NAME: a new 256-bit approval key, printed\n"
+	        "                        in hex on the last line, after the pairing payload the\n"
+	        "                        phone app scans; --rotate replaces the key of a paired\n"
+	        "                        NAME; --broker is the broker address put in the payload\n"
+	        "  unpair NAME           forget the phone NAME and its key\n"
+	        "  pairs                 the paired phones and when they were paired (no keys)\n"
 	        "  help                  this text\n"
 	        "\n"
 	        "options:\n"
@@ -251,6 +269,14 @@ parse_args(int argc, char **argv, struct ctl *c)
 			if (!val || !*val)
 				return usage_error("%s needs a directory", "--recipes");
 			c->recipes_dir = val;
+		} else if (!strcmp(a, "--rotate")) {
+			c->rotate = true;
+		} else if (!strcmp(a, "--broker") || !strncmp(a, "--broker=", 9)) {
+			val = a[8] == '=' ? a + 9 : (i + 1 < argc ? argv[++i] : NULL);
+			if (!val || !*val || strlen(val) > 260 || strpbrk(val, "\"\\ ") ||
+			    !strchr(val, ':'))
+				return usage_error("%s needs HOST:PORT", "--broker");
+			c->broker = val;
 		} else if (a[0] == '-' && a[1]) {
 			return usage_error("unknown option %s", a);
 		} else if (c->cmd == CMD_NONE) {
@@ -275,6 +301,8 @@ parse_args(int argc, char **argv, struct ctl *c)
 
 			snprintf(c->plan_text + n, sizeof(c->plan_text) - n, "%s%s", n ? " " : "",
 			         a);
+		} else if ((c->cmd == CMD_PAIR || c->cmd == CMD_UNPAIR) && !c->pair_name) {
+			c->pair_name = a;
 		} else if (c->cmd == CMD_RECIPES && !c->recipes_sub && !strcmp(a, "validate")) {
 			c->recipes_sub = a;
 		} else if (c->cmd == CMD_RECIPES && c->recipes_sub && !c->recipes_arg) {
@@ -302,6 +330,17 @@ parse_args(int argc, char **argv, struct ctl *c)
 		return usage_error("%s", "recipes validate needs a FILE");
 	if (c->recipes_dir && c->cmd != CMD_RECIPES)
 		return usage_error("%s only goes with recipes", "--recipes");
+	if ((c->cmd == CMD_PAIR || c->cmd == CMD_UNPAIR) && !c->pair_name)
+		return usage_error("%s needs the phone's NAME",
+		                   c->cmd == CMD_PAIR ? "pair" : "unpair");
+	if (c->pair_name && !hearth_id_valid_str(c->pair_name))
+		return usage_error(
+		        "\"%.80s\" is not a valid name: 1-64 characters of A-Z a-z 0-9 _ . -",
+		        c->pair_name);
+	if (c->rotate && c->cmd != CMD_PAIR)
+		return usage_error("%s only goes with pair", "--rotate");
+	if (c->broker && c->cmd != CMD_PAIR)
+		return usage_error("%s only goes with pair", "--broker");
 	if (c->audit_key && c->cmd != CMD_AUDIT && c->cmd != CMD_BACKUP && c->cmd != CMD_RESTORE)
 		return usage_error("%s only goes with audit, backup and restore", "--audit-key");
 	return -1;
@@ -2051,6 +2090,270 @@ out:
 	return rc;
 }
 
+/* ==== Pairing ==== */
+
+/* A broker address a phone cannot reach: the hub's own loopback. */
+static bool
+loopback(const char *broker)
+{
+	return !strncmp(broker, "localhost:", 10) || !strncmp(broker, "127.", 4) ||
+	       !strncmp(broker, "[::1]:", 6);
+}
+
+/*
+ * pair's answer: the pairing payload (one line of JSON, for a QR code), then
+ * the key alone on the last line (DESIGN.md section 6). --json: one object
+ * with both. The key goes to standard output only.
+ */
+static int
+print_pair(const struct ctl *c, cJSON *r)
+{
+	const char *key = str_or(r, "key", ""), *broker = c->broker;
+	cJSON *payload = cJSON_CreateObject();
+	struct hearth_strbuf b = {0};
+	char *text;
+	int rc = 1;
+
+	if (!broker)
+		broker = str_or(r, "broker", NULL);
+	if (!payload || strlen(key) != 2 * HEARTH_APPROVER_KEY_LEN) {
+		fail("hearthd's answer has no key");
+		goto out;
+	}
+	cJSON_AddStringToObject(payload, "hub", str_or(r, "hub", "?"));
+	if (broker)
+		cJSON_AddStringToObject(payload, "broker", broker);
+	cJSON_AddStringToObject(payload, "approver", str_or(r, "approver", "?"));
+	cJSON_AddStringToObject(payload, "key", key);
+	if (c->json) {
+		cJSON_DeleteItemFromObjectCaseSensitive(r, "broker");
+		cJSON_AddItemToObject(r, "payload", payload);
+		payload = NULL;
+		rc = print_json(r);
+		goto out;
+	}
+	if (!(text = hearth_json_print(payload))) {
+		fail("out of memory");
+		goto out;
+	}
+	sb_local_time(&b, cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(r, "paired_at")));
+	printf("%s %s at %s\n", str_or(r, "approver", "?"),
+	       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "rotated"))
+	               ? "has a new key (the old one no longer works)"
+	               : "is paired",
+	       b.buf ? b.buf : "-");
+	printf("pairing payload (show it to the phone app as a QR code; it holds the key):\n%s\n"
+	       "key:\n%s\n",
+	       text, key);
+	explicit_bzero(text, strlen(text));
+	hearth_free(text);
+	rc = 0;
+out:
+	fflush(stdout);
+	if (!rc && !broker)
+		fail("note: the payload names no broker: pass --broker HOST:PORT, the address "
+		     "phones reach the broker at");
+	else if (!rc && loopback(broker))
+		fail("note: the payload's broker %s is the hub's own loopback, which a phone "
+		     "cannot reach: pass --broker HOST:PORT",
+		     broker);
+	hearth_strbuf_free(&b);
+	cJSON_Delete(payload);
+	return rc;
+}
+
+static int
+print_pairs(const struct ctl *c, const cJSON *arr)
+{
+	const cJSON *p;
+
+	if (c->json)
+		return print_json(arr);
+	if (!cJSON_GetArraySize(arr)) {
+		printf("no paired phones\n");
+		return 0;
+	}
+	printf("%-24s %s\n", "APPROVER", "PAIRED");
+	cJSON_ArrayForEach(p, arr)
+	{
+		struct hearth_strbuf b = {0};
+
+		sb_local_time(
+		        &b, cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(p, "paired_at")));
+		printf("%-24s %s\n", str_or(p, "approver", "?"), b.buf ? b.buf : "-");
+		hearth_strbuf_free(&b);
+	}
+	return 0;
+}
+
+static int
+add_pair(void *ud, const char *name, int64_t paired_at)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o || !cJSON_AddStringToObject(o, "approver", name) ||
+	    !cJSON_AddNumberToObject(o, "paired_at", (double)paired_at)) {
+		cJSON_Delete(o);
+		return -ENOMEM;
+	}
+	cJSON_AddItemToArray(ud, o);
+	return 0;
+}
+
+/* The same audit record the daemon leaves (the name, never the key). */
+static int
+audit_pairing(hearth_store *st, const char *kind, const char *name, int rotated)
+{
+	cJSON *d = cJSON_CreateObject();
+	char *text;
+	int err;
+
+	cJSON_AddStringToObject(d, "approver", name);
+	if (rotated >= 0)
+		cJSON_AddBoolToObject(d, "rotated", rotated);
+	cJSON_AddStringToObject(d, "by", "hearthctl");
+	text = hearth_json_print(d);
+	cJSON_Delete(d);
+	err = text ? hearth_audit_append(st, (int64_t)time(NULL) * 1000, kind, name, text)
+	           : -ENOMEM;
+	hearth_free(text);
+	return err;
+}
+
+/* pair, unpair and pairs on the store itself, when no daemon runs. */
+static cJSON *
+pair_in_store(const struct ctl *c, hearth_store *st)
+{
+	struct hearth_store_info info;
+	uint8_t key[HEARTH_APPROVER_KEY_LEN];
+	char hex[2 * HEARTH_APPROVER_KEY_LEN + 1] = "", why[512] = "", prefix[96];
+	int64_t at, now = (int64_t)time(NULL) * 1000;
+	cJSON *r = NULL;
+	int err;
+
+	if (c->cmd == CMD_PAIRS) {
+		r = cJSON_CreateArray();
+		err = r ? hearth_secrets_approvers_each(st, add_pair, r) : -ENOMEM;
+		if (err) {
+			fail("reading the paired phones: %s", hearth_strerror(err));
+			cJSON_Delete(r);
+			return NULL;
+		}
+		return r;
+	}
+	err = hearth_secrets_approver_paired_at(st, c->pair_name, &at);
+	if (err && err != HEARTH_E_NOT_FOUND) {
+		fail("reading the pairing of %s: %s", c->pair_name, hearth_strerror(err));
+		return NULL;
+	}
+	if (c->cmd == CMD_UNPAIR && err) {
+		fail("%s is not paired (hearthctl pairs lists who is)", c->pair_name);
+		return NULL;
+	}
+	if (c->cmd == CMD_PAIR && !err && !c->rotate) {
+		fail("%s is already paired: hearthctl pair %s --rotate gives it a new key (the old "
+		     "one stops working), hearthctl unpair %s removes it",
+		     c->pair_name, c->pair_name, c->pair_name);
+		return NULL;
+	}
+	if (c->cmd == CMD_UNPAIR) {
+		err = hearth_secrets_approver_del(st, c->pair_name);
+		if (!err)
+			err = audit_pairing(st, "approver.unpaired", c->pair_name, -1);
+	} else {
+		err = hearth_random(key, sizeof(key));
+		if (!err)
+			err = hearth_secrets_approver_put(st, c->pair_name, key, now);
+		hearth_hex_encode(key, sizeof(key), hex);
+		explicit_bzero(key, sizeof(key));
+		if (!err)
+			err = audit_pairing(st, "approver.paired", c->pair_name, at > 0);
+	}
+	if (!err)
+		err = hearth_store_flush(st, why, sizeof(why));
+	if (!err)
+		err = hearth_store_info(st, &info);
+	if (err) {
+		fail("%s %s: %s", c->cmd == CMD_PAIR ? "pair" : "unpair", c->pair_name,
+		     why[0] ? why : hearth_strerror(err));
+		explicit_bzero(hex, sizeof(hex));
+		return NULL;
+	}
+	r = cJSON_CreateObject();
+	cJSON_AddStringToObject(r, "approver", c->pair_name);
+	if (c->cmd == CMD_UNPAIR) {
+		cJSON_AddBoolToObject(r, "unpaired", true);
+		return r;
+	}
+	snprintf(prefix, sizeof(prefix), "hearth/%s", info.home_id);
+	cJSON_AddNumberToObject(r, "paired_at", (double)now);
+	cJSON_AddBoolToObject(r, "rotated", at > 0);
+	cJSON_AddStringToObject(r, "hub", prefix);
+	cJSON_AddStringToObject(r, "key", hex);
+	explicit_bzero(hex, sizeof(hex));
+	return r;
+}
+
+/*
+ * pair / unpair / pairs: through the daemon when it runs (one writer of the
+ * audit chain); otherwise on the store itself, which must exist.
+ */
+static int
+cmd_pair(const struct ctl *c)
+{
+	static const char *const names[] = {
+	        [CMD_PAIR] = "pair", [CMD_UNPAIR] = "unpair", [CMD_PAIRS] = "pairs"};
+	struct hearth_store_opts o = {.dir = c->dir, .read_only = true};
+	cJSON *req = cJSON_CreateObject(), *result = NULL;
+	hearth_store *st = NULL;
+	char why[512];
+	int rc = 1, err;
+
+	if (!req || !cJSON_AddStringToObject(req, "cmd", names[c->cmd]) ||
+	    (c->pair_name && !cJSON_AddStringToObject(req, "name", c->pair_name)) ||
+	    (c->rotate && !cJSON_AddBoolToObject(req, "rotate", true))) {
+		fail("out of memory");
+		goto out;
+	}
+	switch (daemon_call(c->dir, req, &result)) {
+	case CALL_OK:
+		break;
+	case CALL_NO_DAEMON:
+		/* Read-only first: a mistyped --data must not create a store. */
+		err = hearth_store_open(&o, &st, why, sizeof(why));
+		if (!err && c->cmd != CMD_PAIRS) {
+			hearth_store_close(st);
+			st = NULL;
+			o.read_only = false;
+			err = hearth_store_open(&o, &st, why, sizeof(why));
+		}
+		if (err) {
+			fail("hearthd is not running and the store cannot be opened: %s", why);
+			goto out;
+		}
+		if (c->cmd != CMD_PAIRS)
+			fprintf(stderr,
+			        "hearthctl: hearthd is not running; changing the store in %s\n",
+			        c->dir);
+		if (!(result = pair_in_store(c, st)))
+			goto out;
+		break;
+	default:
+		goto out;
+	}
+	if (c->cmd == CMD_PAIR)
+		rc = print_pair(c, result);
+	else if (c->cmd == CMD_PAIRS)
+		rc = print_pairs(c, result);
+	else
+		rc = c->json ? print_json(result) : (printf("%s is unpaired\n", c->pair_name), 0);
+out:
+	hearth_store_close(st);
+	cJSON_Delete(result);
+	cJSON_Delete(req);
+	return rc;
+}
+
 /* ==== Recipes ==== */
 
 /*
@@ -2269,6 +2572,8 @@ main(int argc, char **argv)
 		return cmd_constraints(&c);
 	if (c.cmd == CMD_RECIPES)
 		return cmd_recipes(&c);
+	if (c.cmd == CMD_PAIR || c.cmd == CMD_UNPAIR || c.cmd == CMD_PAIRS)
+		return cmd_pair(&c);
 
 	req = make_request(&c);
 	if (!req) {

@@ -21,10 +21,12 @@
 #include "memory/constraints.h"
 #include "memory/episodic.h"
 #include "memory/journal.h"
+#include "memory/secrets.h"
 #include "memory/semantic.h"
 #include "memory/store.h"
 #include "platform/alloc.h"
 #include "platform/clock.h"
+#include "platform/crypto.h"
 #include "platform/err.h"
 #include "platform/id.h"
 #include "platform/json.h"
@@ -36,6 +38,7 @@
 #include "runtime/ecosystem.h"
 #include "runtime/ctl.h"
 #include "runtime/loop.h"
+#include "runtime/ratelimit.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -66,6 +69,8 @@ struct hearth_hub {
 	hearth_coapd *coapd; /* NULL when CoAP is off */
 	hearth_eco *eco;     /* Zigbee2MQTT and Home Assistant discovery bindings */
 	hearth_recipe_book *book;
+	hearth_ratelimit *intent_rl;   /* per intent source */
+	hearth_ratelimit *approval_rl; /* per approver */
 	hearth_context *ctx;
 	hearth_orch *orch;
 	hearth_resource *res;
@@ -88,7 +93,7 @@ struct hearth_hub {
 	char policy_hash[65];
 	int64_t started_mono;
 	unsigned long intent_seq;
-	unsigned long n_intents, n_errors, n_commands;
+	unsigned long n_intents, n_errors, n_commands, n_rate_limited;
 };
 
 static hearth_now
@@ -421,8 +426,32 @@ post_in_error(hearth_hub *h, const char *code, const char *topic, const char *de
 }
 
 /*
+ * The rate limit of one message: its bucket is the string field key of body
+ * when that is a valid id, else the anonymous one ("*", which no id can
+ * be). false: refused, reported on <p>/error with the reason in why.
+ */
+static bool
+rate_ok(hearth_hub *h, hearth_ratelimit *rl, const cJSON *body, const char *key, const char *what,
+        int rate, int burst, const char *topic, char *why, size_t wl)
+{
+	const cJSON *k = cJSON_GetObjectItemCaseSensitive(body, key);
+	bool named = cJSON_IsString(k) && hearth_id_valid_str(k->valuestring);
+	int64_t retry;
+
+	if (hearth_ratelimit_take(rl, named ? k->valuestring : "*", hearth_mono_ms(), &retry))
+		return true;
+	h->n_rate_limited++;
+	snprintf(why, wl,
+	         "%s %s%.64s sends more than %d %s a second (burst %d): try again in %lld ms", key,
+	         named ? "" : "(none: the anonymous bucket)", named ? k->valuestring : "", rate,
+	         what, burst, (long long)retry);
+	post_in_error(h, "rate_limited", topic, why);
+	return false;
+}
+
+/*
  * An intent from any transport (MQTT, CoAP): check it, give it an id, post
- * it. body and reply are taken. Returns 0, or an error with the reason in
+ * it. Past its source's rate limit it is answered rate_limited at once. body and reply are taken. Returns 0, or an error with the reason in
  * why, also reported on <p>/error (with topic, when there is one).
  */
 static int
@@ -448,6 +477,20 @@ intent_in(hearth_hub *h, const char *topic, cJSON *body, hearth_reply_to *reply,
 		snprintf(m.id, sizeof(m.id), "i-%llx-%lu", (unsigned long long)hearth_wall_ms(),
 		         ++h->intent_seq);
 	}
+	if (!rate_ok(h, h->intent_rl, body, "source", "intents", h->cfg->intent_rate,
+	             h->cfg->intent_burst, topic, why, wl)) {
+		/* The sender hears it too, on its reply topic; nothing is planned. */
+		cJSON_Delete(m.body);
+		m.type = HEARTH_MSG_INTENT_REPLY;
+		m.body = cJSON_CreateObject();
+		if (m.body && cJSON_AddStringToObject(m.body, "id", m.id) &&
+		    cJSON_AddStringToObject(m.body, "error", "rate_limited") &&
+		    cJSON_AddStringToObject(m.body, "detail", why))
+			hearth_post(&h->out, &m);
+		else
+			hearth_msg_clear(&m);
+		return 0;
+	}
 	h->n_intents++;
 	hearth_post(&h->out, &m);
 	return 0;
@@ -461,7 +504,7 @@ static void
 on_intent_msg(hearth_hub *h, const struct hearth_mqtt_msg *mm, cJSON *body)
 {
 	hearth_reply_to reply = {0};
-	char why[128];
+	char why[256];
 
 	if (mm->response_topic && !(reply.topic = hearth_strdup(mm->response_topic)))
 		goto oom;
@@ -560,6 +603,49 @@ on_device_msg(hearth_hub *h, const struct hearth_mqtt_msg *mm, const char *rest)
 	hearth_post(&h->out, &m);
 }
 
+/*
+ * <p>/approval/<plan_id>/response: the plan id must be an id, the payload
+ * JSON, and the approver within its rate limit, before anything else looks
+ * at it. No plan waits for an approval yet (the approval flow is still to
+ * come), so a response that passes is answered that no plan awaits it.
+ */
+static void
+on_approval_msg(hearth_hub *h, const struct hearth_mqtt_msg *mm, const char *rest)
+{
+	const char *slash = strchr(rest, '/');
+	char why[192];
+	cJSON *body;
+	int rc;
+
+	if (!slash || strcmp(slash + 1, "response"))
+		return; /* our own requests */
+	if (!hearth_id_valid(rest, (size_t)(slash - rest))) {
+		post_in_error(h, "bad_request", mm->topic,
+		              "plan ids are 1-64 characters of A-Z a-z 0-9 _ . -");
+		return;
+	}
+	if (mm->len == 0) {
+		post_in_error(h, "bad_request", mm->topic, "empty approval response");
+		return;
+	}
+	rc = hearth_json_parse(mm->payload, (size_t)mm->len, &body, why, sizeof(why));
+	if (rc) {
+		post_in_error(h, rc == HEARTH_E_BAD_JSON ? "bad_json" : "internal", mm->topic,
+		              rc == HEARTH_E_BAD_JSON ? why : "out of memory");
+		return;
+	}
+	if (!cJSON_IsObject(body))
+		post_in_error(h, "bad_request", mm->topic, "an approval response is a JSON object");
+	else if (rate_ok(h, h->approval_rl, body, "approver", "approval responses",
+	                 h->cfg->approval_rate, h->cfg->approval_burst, mm->topic, why,
+	                 sizeof(why))) {
+		snprintf(why, sizeof(why), "no plan awaits approval as %.*s", (int)(slash - rest),
+		         rest);
+		post_in_error(h, "bad_request", mm->topic, why);
+	}
+	cJSON_Delete(body);
+}
+
 static void
 on_message(void *ud, const struct hearth_mqtt_msg *mm)
 {
@@ -595,6 +681,8 @@ on_message(void *ud, const struct hearth_mqtt_msg *mm)
 		on_intent_msg(h, mm, body);
 	} else if (!strncmp(rest, "device/", 7)) {
 		on_device_msg(h, mm, rest + 7);
+	} else if (!strncmp(rest, "approval/", 9)) {
+		on_approval_msg(h, mm, rest + 9);
 	}
 }
 
@@ -655,6 +743,16 @@ try_connect(void *ud)
 	status_json(will, sizeof(will), "offline");
 	hearth_mqtt_set_will(h->mqtt, will);
 	rc = hearth_mqtt_connect(h->mqtt);
+	if (rc == -EPROTO && h->cfg->mqtt_tls_ca_file) {
+		LOG_WARN("hub",
+		         "TLS to the broker at %s:%d failed (is %s the CA that signed the broker's "
+		         "certificate, does that certificate name %s, does the broker accept our "
+		         "client certificate?); retrying in %d ms",
+		         h->cfg->broker_host, h->cfg->broker_port, h->cfg->mqtt_tls_ca_file,
+		         h->cfg->broker_host, h->reconnect_ms);
+		schedule_reconnect(h);
+		return;
+	}
 	if (rc) {
 		LOG_WARN("hub", "cannot reach the broker at %s:%d: %s; retrying in %d ms",
 		         h->cfg->broker_host, h->cfg->broker_port, hearth_strerror(rc),
@@ -670,12 +768,17 @@ on_connect(void *ud, int rc, bool session_present)
 {
 	hearth_hub *h = ud;
 	static const char *const subs[] = {"intent", "device/+/meta", "device/+/state",
-	                                   "device/+/availability"};
+	                                   "device/+/availability", "approval/+/response"};
 	char topic[TOPIC_MAX];
 
 	if (rc) {
-		LOG_ERR("hub", "the broker at %s:%d refused us: %s", h->cfg->broker_host,
-		        h->cfg->broker_port, hearth_mqtt_reason(rc));
+		/* MQTT v5 0x86, 0x87 (v3.1.1: 4, 5): the credentials. */
+		bool creds = rc == 0x86 || rc == 0x87 || rc == 4 || rc == 5;
+
+		LOG_ERR("hub", "the broker at %s:%d refused us: %s%s%s; retrying",
+		        h->cfg->broker_host, h->cfg->broker_port, hearth_mqtt_reason(rc),
+		        creds ? ": check mqtt.username and the password as user " : "",
+		        creds ? (h->cfg->mqtt_username ? h->cfg->mqtt_username : "(none)") : "");
 		return; /* the broker closes; on_disconnect schedules the retry */
 	}
 	h->connected = true;
@@ -950,6 +1053,7 @@ ctl_status(hearth_hub *h)
 	cJSON_AddNumberToObject(o, "intents", (double)h->n_intents);
 	cJSON_AddNumberToObject(o, "commands", (double)h->n_commands);
 	cJSON_AddNumberToObject(o, "errors", (double)h->n_errors);
+	cJSON_AddNumberToObject(o, "rate_limited", (double)h->n_rate_limited);
 	cJSON_AddStringToObject(o, "data_dir", h->cfg->data_dir);
 	return o;
 }
@@ -1125,6 +1229,125 @@ ctl_recipes(hearth_hub *h)
 	return arr;
 }
 
+static int
+add_approver(void *ud, const char *name, int64_t paired_at)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o || !cJSON_AddStringToObject(o, "approver", name) ||
+	    !cJSON_AddNumberToObject(o, "paired_at", (double)paired_at)) {
+		cJSON_Delete(o);
+		return -ENOMEM;
+	}
+	cJSON_AddItemToArray(ud, o);
+	return 0;
+}
+
+/*
+ * Paired phones (issue 7, item 3). pair {"name","rotate"}: a new random key,
+ * committed and audited (the name only) before the answer, which carries
+ * the key in hex for hearthctl to print; a name already paired needs
+ * "rotate". unpair {"name"}. pairs: names and pairing times, no key. The
+ * daemon does it so the audit chain has one writer.
+ */
+static cJSON *
+ctl_pair(hearth_hub *h, const char *cmd, const cJSON *req, char *err, size_t err_len)
+{
+	uint8_t key[HEARTH_APPROVER_KEY_LEN];
+	char hex[2 * HEARTH_APPROVER_KEY_LEN + 1], broker[300];
+	const char *name = NULL;
+	bool rotate = false;
+	int64_t at, now = hearth_wall_ms();
+	cJSON *o, *d;
+	int rc;
+
+	if (!strcmp(cmd, "pairs")) {
+		o = cJSON_CreateArray();
+		rc = o ? hearth_secrets_approvers_each(h->store, add_approver, o) : -ENOMEM;
+		if (rc) {
+			snprintf(err, err_len, "reading the paired approvers: %s",
+			         hearth_strerror(rc));
+			cJSON_Delete(o);
+			return NULL;
+		}
+		return o;
+	}
+	if (hearth_json_get_str(req, "name", &name) || !hearth_id_valid_str(name)) {
+		snprintf(err, err_len, "%s needs \"name\": 1-64 characters of A-Z a-z 0-9 _ . -",
+		         cmd);
+		return NULL;
+	}
+	rotate = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "rotate"));
+	rc = hearth_secrets_approver_paired_at(h->store, name, &at);
+	if (rc && rc != HEARTH_E_NOT_FOUND) {
+		snprintf(err, err_len, "reading the pairing of %s: %s", name, hearth_strerror(rc));
+		return NULL;
+	}
+	if (!strcmp(cmd, "unpair")) {
+		if (rc) {
+			snprintf(err, err_len, "%s is not paired (hearthctl pairs lists who is)",
+			         name);
+			return NULL;
+		}
+		if ((rc = hearth_secrets_approver_del(h->store, name)))
+			goto fail;
+	} else {
+		if (!rc && !rotate) {
+			snprintf(err, err_len,
+			         "%s is already paired: hearthctl pair %s --rotate gives it a new "
+			         "key "
+			         "(the old one stops working), hearthctl unpair %s removes it",
+			         name, name, name);
+			return NULL;
+		}
+		rotate = !rc;
+		if ((rc = hearth_random(key, sizeof(key))) ||
+		    (rc = hearth_secrets_approver_put(h->store, name, key, now)))
+			goto fail;
+		hearth_hex_encode(key, sizeof(key), hex);
+		explicit_bzero(key, sizeof(key));
+	}
+	d = cJSON_CreateObject();
+	cJSON_AddStringToObject(d, "approver", name);
+	if (strcmp(cmd, "unpair"))
+		cJSON_AddBoolToObject(d, "rotated", rotate);
+	cJSON_AddStringToObject(d, "by", "hearthctl");
+	audit(h, strcmp(cmd, "unpair") ? "approver.paired" : "approver.unpaired", name, d);
+	if ((rc = hearth_store_flush(h->store, err, err_len))) {
+		explicit_bzero(hex, sizeof(hex));
+		return NULL;
+	}
+	LOG_INFO("hub", "approver %s %s", name,
+	         strcmp(cmd, "unpair") ? (rotate ? "given a new key" : "paired") : "unpaired");
+	o = cJSON_CreateObject();
+	if (!o)
+		goto oom;
+	cJSON_AddStringToObject(o, "approver", name);
+	if (!strcmp(cmd, "unpair")) {
+		cJSON_AddBoolToObject(o, "unpaired", true);
+		return o;
+	}
+	snprintf(broker, sizeof(broker), "%s:%d", h->cfg->broker_host, h->cfg->broker_port);
+	cJSON_AddNumberToObject(o, "paired_at", (double)now);
+	cJSON_AddBoolToObject(o, "rotated", rotate);
+	cJSON_AddStringToObject(o, "hub", h->prefix);
+	cJSON_AddStringToObject(o, "broker", broker);
+	if (!cJSON_AddStringToObject(o, "key", hex)) {
+		cJSON_Delete(o);
+		goto oom;
+	}
+	explicit_bzero(hex, sizeof(hex));
+	return o;
+oom:
+	explicit_bzero(hex, sizeof(hex));
+	snprintf(err, err_len, "out of memory");
+	return NULL;
+fail:
+	explicit_bzero(key, sizeof(key));
+	snprintf(err, err_len, "%s %s: %s", cmd, name, hearth_strerror(rc));
+	return NULL;
+}
+
 static cJSON *
 ctl_handle(void *ud, const char *cmd, const cJSON *req, char *err, size_t err_len)
 {
@@ -1140,6 +1363,8 @@ ctl_handle(void *ud, const char *cmd, const cJSON *req, char *err, size_t err_le
 		return ctl_constraints(h, cmd, req, err, err_len);
 	if (!strcmp(cmd, "recipes"))
 		return ctl_recipes(h);
+	if (!strcmp(cmd, "pair") || !strcmp(cmd, "unpair") || !strcmp(cmd, "pairs"))
+		return ctl_pair(h, cmd, req, err, err_len);
 	if (!strcmp(cmd, "devices")) {
 		cJSON *arr = cJSON_CreateArray();
 
@@ -1170,7 +1395,7 @@ ctl_handle(void *ud, const char *cmd, const cJSON *req, char *err, size_t err_le
 	}
 	snprintf(err, err_len,
 	         "unknown command \"%.40s\" (try: status, devices, episodes, health, constraints, "
-	         "recipes)",
+	         "recipes, pair, unpair, pairs)",
 	         cmd);
 	return NULL;
 }
@@ -1457,6 +1682,11 @@ hearth_hub_new(const struct hearth_config *cfg, hearth_hub **out, char *why, siz
 	if (hearth_recipe_book_count(h->book) == 0)
 		LOG_WARN("hub", "no recipes loaded from %s: every intent will get no_match",
 		         cfg->recipes_dir);
+	if ((rc = hearth_ratelimit_new(cfg->intent_rate, cfg->intent_burst,
+	                               (size_t)cfg->rate_sources, &h->intent_rl)) ||
+	    (rc = hearth_ratelimit_new(cfg->approval_rate, cfg->approval_burst,
+	                               (size_t)cfg->rate_sources, &h->approval_rl)))
+		goto fail_msg;
 	if ((rc = hearth_loop_new(&h->loop)) || (rc = hearth_bus_new(&h->bus)) ||
 	    (rc = hearth_bus_new(&h->later)))
 		goto fail_msg;
@@ -1508,6 +1738,9 @@ hearth_hub_new(const struct hearth_config *cfg, hearth_hub **out, char *why, siz
 	mo.session_expiry = (uint32_t)cfg->mqtt_session_expiry;
 	mo.username = cfg->mqtt_username;
 	mo.password = cfg->mqtt_password;
+	mo.tls_ca_file = cfg->mqtt_tls_ca_file;
+	mo.tls_cert_file = cfg->mqtt_tls_cert_file;
+	mo.tls_key_file = cfg->mqtt_tls_key_file;
 	mo.will_topic = h->status_topic;
 	mo.will_payload = will;
 	mo.will_retain = true;
@@ -1515,8 +1748,17 @@ hearth_hub_new(const struct hearth_config *cfg, hearth_hub **out, char *why, siz
 	cb.on_disconnect = on_disconnect;
 	cb.on_message = on_message;
 	cb.ud = h;
-	if ((rc = hearth_mqtt_new(&mo, &cb, &h->mqtt)))
+	if ((rc = hearth_mqtt_new(&mo, &cb, &h->mqtt))) {
+		if (mo.tls_ca_file && rc != -ENOMEM) {
+			snprintf(why, wl,
+			         "cannot set up TLS to the broker with %s%s%s: expected PEM files "
+			         "(the key not encrypted)",
+			         mo.tls_ca_file, mo.tls_cert_file ? ", " : "",
+			         mo.tls_cert_file ? mo.tls_cert_file : "");
+			goto fail;
+		}
 		goto fail_msg;
+	}
 
 	snprintf(path, sizeof(path), "%s/hearthd.sock", cfg->data_dir);
 	if ((rc = hearth_ctl_open(h->loop, path, ctl_handle, h, &h->ctl, why, wl)))
@@ -1603,6 +1845,8 @@ hearth_hub_free(hearth_hub *h)
 	hearth_bus_free(h->later);
 	hearth_loop_free(h->loop);
 	hearth_recipe_book_free(h->book);
+	hearth_ratelimit_free(h->intent_rl);
+	hearth_ratelimit_free(h->approval_rl);
 	hearth_store_close(h->store);
 	if (h->sig_fd >= 0)
 		close(h->sig_fd);
