@@ -30,6 +30,7 @@ struct hearth_config {
 	int max_plans;
 	int step_retries;
 	int retry_backoff_ms;
+	int resume_settle_ms; /* after a restart: wait for device states before resuming plans */
 	bool store_sync;
 	int maintenance_s;         /* s between maintenance runs (retention, usage check) */
 	int episodes_max_age_days; /* 0: no age limit */
