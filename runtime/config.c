@@ -58,6 +58,7 @@ static const struct key keys[] = {
         {"plan.retries", K_INT, OFF(step_retries), 0, 10},
         {"plan.retry_backoff_ms", K_INT, OFF(retry_backoff_ms), 10, 60000},
         {"plan.resume_settle_ms", K_INT, OFF(resume_settle_ms), 0, 60000},
+        {"trace.runs", K_INT, OFF(trace_runs), 1, 10000},
         {"store.sync", K_BOOL, OFF(store_sync), 0, 0},
         {"store.map_size_mb", K_INT, OFF(store_map_mb), 1, 65536},
         {"store.map_max_mb", K_INT, OFF(store_map_max_mb), 1, 65536},
@@ -95,6 +96,7 @@ hearth_config_defaults(struct hearth_config *c)
 	c->step_retries = 2;
 	c->retry_backoff_ms = 500;
 	c->resume_settle_ms = 1000;
+	c->trace_runs = 20;
 	c->store_sync = true;
 	c->store_map_mb = CONFIG_HEARTH_STORE_MAP_MB;
 	c->store_map_max_mb = 4 * CONFIG_HEARTH_STORE_MAP_MB;

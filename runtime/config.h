@@ -31,6 +31,7 @@ struct hearth_config {
 	int step_retries;
 	int retry_backoff_ms;
 	int resume_settle_ms; /* after a restart: wait for device states before resuming plans */
+	int trace_runs;       /* hearthctl trace: runs of a recipe shown by default */
 	bool store_sync;
 	int maintenance_s;         /* s between maintenance runs (retention, usage check) */
 	int episodes_max_age_days; /* 0: no age limit */

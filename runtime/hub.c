@@ -1175,6 +1175,33 @@ ctl_recipes(hearth_hub *h)
 	return arr;
 }
 
+/* trace: the last runs of one recipe with their step timelines (from episodes). */
+static cJSON *
+ctl_trace(hearth_hub *h, const cJSON *req, char *err, size_t err_len)
+{
+	long long limit = h->cfg->trace_runs;
+	const char *recipe = NULL;
+	cJSON *arr = NULL;
+	long rc;
+
+	if (hearth_json_get_str(req, "recipe", &recipe) || !recipe[0]) {
+		snprintf(err, err_len, "trace needs a recipe id (hearthctl recipes lists them)");
+		return NULL;
+	}
+	if (hearth_json_get_int(req, "limit", &limit) == HEARTH_E_INVALID || limit < 0) {
+		snprintf(err, err_len, "limit must be a whole number >= 0");
+		return NULL;
+	}
+	/* Commit this turn's episodes first so the answer includes them. */
+	hearth_store_flush(h->store, err, err_len);
+	rc = hearth_episodes_trace(h->store, recipe, (long)limit, &arr);
+	if (rc < 0) {
+		snprintf(err, err_len, "reading episodes: %s", hearth_strerror((int)rc));
+		return NULL;
+	}
+	return arr;
+}
+
 static cJSON *
 ctl_handle(void *ud, const char *cmd, const cJSON *req, char *err, size_t err_len)
 {
@@ -1218,9 +1245,11 @@ ctl_handle(void *ud, const char *cmd, const cJSON *req, char *err, size_t err_le
 		}
 		return arr;
 	}
+	if (!strcmp(cmd, "trace"))
+		return ctl_trace(h, req, err, err_len);
 	snprintf(err, err_len,
-	         "unknown command \"%.40s\" (try: status, devices, episodes, health, constraints, "
-	         "recipes)",
+	         "unknown command \"%.40s\" (try: status, devices, episodes, trace, health, "
+	         "constraints, recipes)",
 	         cmd);
 	return NULL;
 }

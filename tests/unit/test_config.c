@@ -132,6 +132,7 @@ test_defaults(void **state)
 	assert_int_equal(c.step_retries, 2);
 	assert_int_equal(c.retry_backoff_ms, 500);
 	assert_int_equal(c.resume_settle_ms, 1000);
+	assert_int_equal(c.trace_runs, 20);
 	assert_true(c.store_sync);
 	assert_int_equal(c.store_map_mb, CONFIG_HEARTH_STORE_MAP_MB);
 	assert_int_equal(c.store_map_max_mb, 4 * CONFIG_HEARTH_STORE_MAP_MB);
