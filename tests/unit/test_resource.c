@@ -1152,7 +1152,8 @@ test_mode_restart_replaces_running_plan(void **state)
 	/* it carries the values from before the first plan */
 	j = NULL;
 	for (int i = 0; i < f->sink.n; i++)
-		if (f->sink.msgs[i].type == HEARTH_MSG_JOURNAL && !strcmp(f->sink.msgs[i].id, "p-b"))
+		if (f->sink.msgs[i].type == HEARTH_MSG_JOURNAL &&
+		    !strcmp(f->sink.msgs[i].id, "p-b"))
 			j = f->sink.msgs[i].body;
 	assert_non_null(j);
 	assert_json(cJSON_GetObjectItemCaseSensitive(
