@@ -27,7 +27,17 @@ hearth_plan_new(int nsteps)
 		}
 	}
 	p->nsteps = nsteps;
+	for (int i = 0; i < nsteps; i++)
+		hearth_step_init(&p->steps[i]);
 	return p;
+}
+
+void
+hearth_step_init(struct hearth_step *st)
+{
+	st->rebound_to = -1;
+	st->ms_dispatched = st->ms_sent = st->ms_confirmed = -1;
+	st->ms_failed = st->ms_rebound = st->ms_compensated = -1;
 }
 
 void
@@ -61,9 +71,8 @@ const char *
 hearth_plan_state_name(enum hearth_plan_state s)
 {
 	static const char *const names[] = {
-	        "previewed", "awaiting_approval", "running", "compensating",
-	        "completed", "compensated",       "failed",  "denied",
-	        "expired",
+	        "previewed", "awaiting_approval", "queued", "running", "compensating",
+	        "completed", "compensated",       "failed", "denied",  "expired",
 	};
 
 	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
@@ -83,6 +92,47 @@ bool
 hearth_plan_state_terminal(enum hearth_plan_state s)
 {
 	return s >= HEARTH_PLAN_COMPLETED;
+}
+
+/* The step's timeline as {"dispatched": ms, ...}: only what happened. */
+static cJSON *
+timeline_json(const struct hearth_step *st)
+{
+	const struct {
+		const char *name;
+		int64_t ms;
+	} ev[] = {
+	        {"dispatched", st->ms_dispatched}, {"sent", st->ms_sent},
+	        {"confirmed", st->ms_confirmed},   {"failed", st->ms_failed},
+	        {"rebound", st->ms_rebound},       {"compensated", st->ms_compensated},
+	};
+	cJSON *o = cJSON_CreateObject();
+
+	for (size_t i = 0; o && i < sizeof(ev) / sizeof(ev[0]); i++)
+		if (ev[i].ms >= 0)
+			cJSON_AddNumberToObject(o, ev[i].name, (double)ev[i].ms);
+	return o;
+}
+
+/* Read a timeline back (journal form); missing entries stay -1. */
+static void
+timeline_from(struct hearth_step *st, const cJSON *tl)
+{
+	struct {
+		const char *name;
+		int64_t *ms;
+	} ev[] = {
+	        {"dispatched", &st->ms_dispatched}, {"sent", &st->ms_sent},
+	        {"confirmed", &st->ms_confirmed},   {"failed", &st->ms_failed},
+	        {"rebound", &st->ms_rebound},       {"compensated", &st->ms_compensated},
+	};
+
+	for (size_t i = 0; i < sizeof(ev) / sizeof(ev[0]); i++) {
+		double v;
+
+		if (!hearth_json_get_num(tl, ev[i].name, &v) && v >= 0 && v < 1e15)
+			*ev[i].ms = (int64_t)v;
+	}
 }
 
 cJSON *
@@ -106,6 +156,10 @@ hearth_plan_steps_json(const struct hearth_plan *p)
 		cJSON_AddStringToObject(o, "state", hearth_step_state_name(st->state));
 		if (st->note)
 			cJSON_AddStringToObject(o, "note", st->note);
+		if (st->rebound_to >= 0 && st->rebound_to < p->nsteps)
+			cJSON_AddStringToObject(o, "rebound_to", p->steps[st->rebound_to].device);
+		if (st->ms_dispatched >= 0 || st->ms_rebound >= 0)
+			cJSON_AddItemToObject(o, "timeline", timeline_json(st));
 		if (st->after) {
 			cJSON *af = cJSON_AddArrayToObject(o, "after");
 			char ref[2 * HEARTH_ID_MAX + 2];
@@ -305,6 +359,9 @@ hearth_plan_journal_json(const struct hearth_plan *p)
 		cJSON_AddBoolToObject(j, "undoing", st->undoing);
 		cJSON_AddNumberToObject(j, "attempts", st->attempts);
 		cJSON_AddNumberToObject(j, "timeout_ms", st->timeout_ms);
+		if (st->rebound_to >= 0)
+			cJSON_AddNumberToObject(j, "rebound_to", st->rebound_to);
+		cJSON_AddItemToObject(j, "timeline", timeline_json(st));
 		if (st->after) {
 			cJSON *af = cJSON_AddArrayToObject(j, "after");
 
@@ -452,6 +509,16 @@ hearth_plan_from_journal(const cJSON *j, char *why, size_t wl)
 		st->timeout_ms = 10000;
 		if (!hearth_json_get_int(sj, "timeout_ms", &v) && v >= 10 && v <= 3600000)
 			st->timeout_ms = (int)v;
+		/* a later step: the replacement is appended when a step is rebound */
+		if (!hearth_json_get_int(sj, "rebound_to", &v)) {
+			if (v < i || v >= cJSON_GetArraySize(steps)) {
+				snprintf(why, wl, "plan %s: step %d is rebound to no later step",
+				         p->id, i - 1);
+				goto fail;
+			}
+			st->rebound_to = (int)v;
+		}
+		timeline_from(st, cJSON_GetObjectItemCaseSensitive(sj, "timeline"));
 		/* only earlier steps: a journal cannot make a step wait forever */
 		cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(sj, "after"))
 		{

@@ -16,6 +16,7 @@
 enum hearth_plan_state {
 	HEARTH_PLAN_PREVIEWED,
 	HEARTH_PLAN_AWAITING_APPROVAL,
+	HEARTH_PLAN_QUEUED, /* waits for an earlier run of its recipe (run mode queued) */
 	HEARTH_PLAN_RUNNING,
 	HEARTH_PLAN_COMPENSATING,
 	HEARTH_PLAN_COMPLETED,
@@ -67,6 +68,10 @@ struct hearth_step {
 	 * journal. */
 	uint64_t after;
 	uint64_t rsteps; /* planning only: the recipe steps it stands for (bit k: step k) */
+	int rebound_to;  /* state rebound: index of the step that replaced it; else -1 */
+	/* Timeline: wall ms since the plan's intent arrived (wall_received), -1
+	 * when it did not happen. sent is the latest command (first or re-send). */
+	int64_t ms_dispatched, ms_sent, ms_confirmed, ms_failed, ms_rebound, ms_compensated;
 };
 
 struct hearth_plan {
@@ -103,9 +108,13 @@ struct hearth_plan {
 	int64_t t_received;               /* mono ms the intent arrived */
 	int64_t t_first_command;          /* mono ms of the first command, 0 if none */
 	int64_t wall_received;            /* wall ms the intent arrived */
+	bool resuming; /* taken from the journal, not yet resumed (resource agent) */
 };
 
+/* A plan of nsteps zeroed steps (rebound_to and the timeline at -1). */
 struct hearth_plan *hearth_plan_new(int nsteps);
+/* Reset a step's timeline and rebound_to to "never". */
+void hearth_step_init(struct hearth_step *st);
 void hearth_plan_free(struct hearth_plan *p);
 
 const char *hearth_plan_state_name(enum hearth_plan_state s);

@@ -471,3 +471,70 @@ hearth_episode_annotate(hearth_store *st, const char *plan_id, const char *key,
 	hearth_free(buf);
 	return err;
 }
+
+/* ==== Traces ==== */
+
+static void
+copy_field(cJSON *dst, const cJSON *src, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(src, key);
+
+	if (v)
+		cJSON_AddItemToObject(dst, key, cJSON_Duplicate(v, 1));
+}
+
+static int
+add_trace(void *ud, const struct hearth_episode *ep)
+{
+	static const char *const run_keys[] = {"id",         "intent_id", "intent", "slots",
+	                                       "outcome",    "reason",    "ts",     "ended_at",
+	                                       "latency_ms", "rationale"};
+	static const char *const step_keys[] = {"id",   "device",     "state",
+	                                        "note", "rebound_to", "timeline"};
+	cJSON *t = cJSON_CreateObject(), *steps;
+	const cJSON *st;
+
+	if (!t || !cJSON_AddItemToArray(ud, t)) {
+		cJSON_Delete(t);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < sizeof(run_keys) / sizeof(run_keys[0]); i++)
+		copy_field(t, ep->doc, run_keys[i]);
+	/* the episode's "id" is the plan id */
+	cJSON_AddItemToObject(t, "plan_id", cJSON_DetachItemFromObject(t, "id"));
+	steps = cJSON_AddArrayToObject(t, "steps");
+	cJSON_ArrayForEach(st, cJSON_GetObjectItemCaseSensitive(ep->doc, "steps"))
+	{
+		cJSON *o = cJSON_CreateObject();
+
+		if (!o || !steps || !cJSON_AddItemToArray(steps, o)) {
+			cJSON_Delete(o);
+			return -ENOMEM;
+		}
+		for (size_t i = 0; i < sizeof(step_keys) / sizeof(step_keys[0]); i++)
+			copy_field(o, st, step_keys[i]);
+		if (!cJSON_GetObjectItemCaseSensitive(o, "timeline"))
+			cJSON_AddObjectToObject(o, "timeline");
+	}
+	return 0;
+}
+
+long
+hearth_episodes_trace(hearth_store *st, const char *recipe, long limit, cJSON **out)
+{
+	struct hearth_episode_query q = {.recipe = recipe, .limit = limit};
+	long n;
+
+	*out = NULL;
+	if (!st || !recipe || !recipe[0])
+		return HEARTH_E_INVALID;
+	*out = cJSON_CreateArray();
+	if (!*out)
+		return -ENOMEM;
+	n = hearth_episodes_query(st, &q, add_trace, *out);
+	if (n < 0) {
+		cJSON_Delete(*out);
+		*out = NULL;
+	}
+	return n;
+}

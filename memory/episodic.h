@@ -7,7 +7,7 @@
  * database is in time order. The value is the episode JSON as the runtime
  * writes it: {id, intent_id, intent, recipe, slots, outcome, ts, ended_at,
  * latency_ms {first_command, total}, steps [{id, device, capability, args,
- * state}], rationale}, plus fields added later by hearth_episode_annotate().
+ * state, note, rebound_to, timeline}], rationale}, plus fields added later by hearth_episode_annotate().
  *
  * Reads see what is committed. Writes (pruning, annotations) are queued and
  * run inside the next hearth_store_flush() transaction, after the writes
@@ -108,5 +108,18 @@ int hearth_episodes_set_max_age(hearth_store *st, struct hearth_episode_age *age
  */
 int hearth_episode_annotate(hearth_store *st, const char *plan_id, const char *key,
                             const char *json_value);
+
+/*
+ * Traces: the last runs of a recipe with every step's timeline, taken from
+ * the committed episodes (each episode's steps carry a "timeline" of ms
+ * offsets since the intent arrived). Fills *out with a new array (the caller
+ * frees it), newest run first, at most limit runs (<= 0: all), each
+ * {"plan_id","intent_id","intent","slots","outcome","reason","ts",
+ *  "ended_at","latency_ms","rationale","steps":[{"id","device","state",
+ *  "note","rebound_to","timeline"}]} (absent fields left out). Returns the
+ * number of runs or a negative hearth error (HEARTH_E_INVALID for an empty
+ * recipe).
+ */
+long hearth_episodes_trace(hearth_store *st, const char *recipe, long limit, cJSON **out);
 
 #endif

@@ -63,6 +63,8 @@ static const struct key keys[] = {
         {"plan.weights.comfort", K_NUM, OFF(plan_weights[2]), 0, 100},
         {"plan.weights.privacy", K_NUM, OFF(plan_weights[3]), 0, 100},
         {"plan.weights.energy", K_NUM, OFF(plan_weights[4]), 0, 100},
+        {"plan.resume_settle_ms", K_INT, OFF(resume_settle_ms), 0, 60000},
+        {"trace.runs", K_INT, OFF(trace_runs), 1, 10000},
         {"store.sync", K_BOOL, OFF(store_sync), 0, 0},
         {"store.map_size_mb", K_INT, OFF(store_map_mb), 1, 65536},
         {"store.map_max_mb", K_INT, OFF(store_map_max_mb), 1, 65536},
@@ -115,6 +117,8 @@ hearth_config_defaults(struct hearth_config *c)
 	c->plan_weights[2] = 1.0; /* comfort */
 	c->plan_weights[3] = 1.0; /* privacy */
 	c->plan_weights[4] = 0.5; /* energy */
+	c->resume_settle_ms = 1000;
+	c->trace_runs = 20;
 	c->store_sync = true;
 	c->store_map_mb = CONFIG_HEARTH_STORE_MAP_MB;
 	c->store_map_max_mb = 4 * CONFIG_HEARTH_STORE_MAP_MB;

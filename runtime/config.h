@@ -32,6 +32,8 @@ struct hearth_config {
 	int retry_backoff_ms;
 	int plan_alternatives;  /* candidate plans kept and shown (plan.alternatives) */
 	double plan_weights[5]; /* plan.weights.*: latency, friction, comfort, privacy, energy */
+	int resume_settle_ms;   /* after a restart: wait for device states before resuming plans */
+	int trace_runs;         /* hearthctl trace: runs of a recipe shown by default */
 	bool store_sync;
 	int maintenance_s;         /* s between maintenance runs (retention, usage check) */
 	int episodes_max_age_days; /* 0: no age limit */

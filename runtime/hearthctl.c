@@ -33,6 +33,7 @@
 #include "memory/backup.h"
 #include "memory/constraints.h"
 #include "memory/secrets.h"
+#include "memory/episodic.h"
 #include "memory/store.h"
 #include "platform/alloc.h"
 #include "platform/crypto.h"
@@ -68,6 +69,7 @@ enum cmd {
 	CMD_CONSTRAINTS,
 	CMD_RECIPES,
 	CMD_PLAN,
+	CMD_TRACE,
 	CMD_HELP,
 	CMD_VERSION,
 	CMD_PAIR,
@@ -81,7 +83,7 @@ struct ctl {
 	enum cmd cmd;
 	long limit;
 	bool limit_set;
-	const char *target; /* backup / restore: the backup dir */
+	const char *target; /* backup / restore: the backup dir; trace: the recipe */
 	/* audit: "verify" or "export", export's FILE (NULL or "-": standard
 	 * output), the seal key file of --audit-key */
 	const char *audit_sub;
@@ -118,6 +120,7 @@ static const struct {
         {"help", CMD_HELP},       {"audit", CMD_AUDIT},     {"constraints", CMD_CONSTRAINTS},
         {"recipes", CMD_RECIPES}, {"plan", CMD_PLAN},       {"pair", CMD_PAIR},
         {"unpair", CMD_UNPAIR},   {"pairs", CMD_PAIRS},
+        {"trace", CMD_TRACE},
 };
 
 static void
@@ -156,6 +159,10 @@ usage(FILE *f)
 	        "                        NAME; --broker is the broker address put in the payload\n"
 	        "  unpair NAME           forget the phone NAME and its key\n"
 	        "  pairs                 the paired phones and when they were paired (no keys)\n"
+	        "  trace RECIPE [--limit N]  the last runs of RECIPE (default: trace.runs of the\n"
+	        "                        daemon's configuration, %d without a daemon), each "
+	        "step's\n"
+	        "                        timeline in ms since the intent arrived\n"
 	        "  help                  this text\n"
 	        "\n"
 	        "options:\n"
@@ -168,7 +175,7 @@ usage(FILE *f)
 	        "                    verify or export a sealed audit chain (also for\n"
 	        "                    backup and restore)\n"
 	        "  --version   print the version\n",
-	        LIMIT_DEFAULT);
+	        LIMIT_DEFAULT, LIMIT_DEFAULT);
 }
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -285,7 +292,8 @@ parse_args(int argc, char **argv, struct ctl *c)
 					c->cmd = commands[k].cmd;
 			if (c->cmd == CMD_NONE)
 				return usage_error("unknown command \"%s\"", a);
-		} else if ((c->cmd == CMD_BACKUP || c->cmd == CMD_RESTORE) && !c->target) {
+		} else if ((c->cmd == CMD_BACKUP || c->cmd == CMD_RESTORE || c->cmd == CMD_TRACE) &&
+		           !c->target) {
 			c->target = a;
 		} else if (c->cmd == CMD_AUDIT && audit_arg(c, a)) {
 			continue;
@@ -316,8 +324,10 @@ parse_args(int argc, char **argv, struct ctl *c)
 	if ((c->cmd == CMD_BACKUP || c->cmd == CMD_RESTORE) && !c->target)
 		return usage_error("%s needs the backup directory",
 		                   c->cmd == CMD_BACKUP ? "backup" : "restore");
-	if (c->limit_set && c->cmd != CMD_EPISODES)
-		return usage_error("%s only goes with episodes", "--limit");
+	if (c->cmd == CMD_TRACE && !c->target)
+		return usage_error("%s", "trace needs a recipe id, e.g. trace scene.movie_night");
+	if (c->limit_set && c->cmd != CMD_EPISODES && c->cmd != CMD_TRACE)
+		return usage_error("%s only goes with episodes and trace", "--limit");
 	if (c->cmd == CMD_AUDIT && !c->audit_sub)
 		return usage_error("%s", "audit needs verify or export");
 	if (c->cmd == CMD_CONSTRAINTS && c->cons_sub && strcmp(c->cons_sub, "list") && !c->cons_arg)
@@ -798,11 +808,97 @@ print_episodes(const cJSON *arr)
 	return table_done(&t, err);
 }
 
+/* One step's timeline as "dispatched 0, confirmed 48". */
+static void
+sb_timeline(struct hearth_strbuf *b, const cJSON *tl)
+{
+	static const char *const order[] = {"dispatched", "sent",    "confirmed",
+	                                    "failed",     "rebound", "compensated"};
+	int n = 0;
+
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		double v;
+
+		if (hearth_json_get_num(tl, order[i], &v) == 0)
+			hearth_strbuf_addf(b, "%s%s %.0f", n++ ? ", " : "", order[i], v);
+	}
+	if (!n)
+		hearth_strbuf_addf(b, "-");
+}
+
+/* trace: one block per run, newest first; each step a row of its timeline. */
+static int
+print_trace(const struct ctl *c, const cJSON *arr)
+{
+	const cJSON *run;
+	int err = 0;
+
+	if (cJSON_GetArraySize(arr) == 0) {
+		printf("no runs of %s in the episodes\n", c->target);
+		return 0;
+	}
+	cJSON_ArrayForEach(run, arr)
+	{
+		struct table t = {
+		        .ncols = 4,
+		        .head = {"STEP", "DEVICE", "STATE", "TIMELINE (ms since the intent)"},
+		        .max = {32, 32, 16, 0},
+		};
+		struct hearth_strbuf h = {0};
+		const cJSON *lat = hearth_json_obj(run, "latency_ms"), *st;
+		double ts = 0, total;
+
+		hearth_json_get_num(run, "ts", &ts);
+		sb_local_time(&h, ts);
+		hearth_strbuf_addf(&h, "  %s  %s", str_or(run, "plan_id", "-"),
+		                   str_or(run, "outcome", "-"));
+		if (hearth_json_obj(run, "slots") && hearth_json_obj(run, "slots")->child) {
+			hearth_strbuf_addf(&h, "  ");
+			sb_pairs(&h, hearth_json_obj(run, "slots"), ",");
+		}
+		if (lat && hearth_json_get_num(lat, "total", &total) == 0)
+			hearth_strbuf_addf(&h, "  total %.0f ms", total);
+		if (h.buf) {
+			sanitize(h.buf);
+			printf("%s%s\n", run == arr->child ? "" : "\n", h.buf);
+			if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(run, "reason"))) {
+				char *r = hearth_strdup(str_or(run, "reason", ""));
+
+				if (r) {
+					sanitize(r);
+					printf("reason: %s\n", r);
+					hearth_free(r);
+				}
+			}
+		}
+		hearth_strbuf_free(&h);
+		cJSON_ArrayForEach(st, hearth_json_arr(run, "steps"))
+		{
+			struct hearth_strbuf b[4] = {{0}};
+
+			hearth_strbuf_addf(&b[0], "%s", str_or(st, "id", "-"));
+			hearth_strbuf_addf(&b[1], "%s", str_or(st, "device", "-"));
+			hearth_strbuf_addf(&b[2], "%s", str_or(st, "state", "-"));
+			sb_timeline(&b[3], hearth_json_obj(st, "timeline"));
+			if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(st, "rebound_to")))
+				hearth_strbuf_addf(&b[3], " (then %s)",
+				                   str_or(st, "rebound_to", ""));
+			err = table_add(&t, b);
+			if (err)
+				break;
+		}
+		err = table_done(&t, err);
+		if (err)
+			break;
+	}
+	return err;
+}
+
 /* Print a result of the daemon or of the store. Returns the exit status. */
 static int
 show(const struct ctl *c, const cJSON *result)
 {
-	bool want_array = c->cmd == CMD_DEVICES || c->cmd == CMD_EPISODES;
+	bool want_array = c->cmd == CMD_DEVICES || c->cmd == CMD_EPISODES || c->cmd == CMD_TRACE;
 
 	if (want_array ? !cJSON_IsArray(result) : !cJSON_IsObject(result)) {
 		fail("unexpected reply from hearthd: the result is %s, not an %s",
@@ -818,6 +914,8 @@ show(const struct ctl *c, const cJSON *result)
 		return print_devices(result);
 	case CMD_EPISODES:
 		return print_episodes(result);
+	case CMD_TRACE:
+		return print_trace(c, result);
 	default:
 		return 1;
 	}
@@ -1099,6 +1197,18 @@ from_store(const struct ctl *c)
 	if (!col.arr) {
 		fail("out of memory");
 		goto close_store;
+	}
+	if (c->cmd == CMD_TRACE) {
+		cJSON *runs = NULL;
+		long n = hearth_episodes_trace(st, c->target, c->limit, &runs);
+
+		if (n < 0) {
+			fail("cannot read the store in %s: %s", c->dir, hearth_strerror((int)n));
+		} else {
+			rc = show(c, runs);
+			cJSON_Delete(runs);
+		}
+		goto free_arr;
 	}
 	if (c->cmd == CMD_EPISODES)
 		err = hearth_store_episodes_each(st, 0, collect_record, &col);
@@ -2529,10 +2639,14 @@ make_request(const struct ctl *c)
 	cJSON *req = cJSON_CreateObject();
 	const char *name = c->cmd == CMD_STATUS    ? "status"
 	                   : c->cmd == CMD_DEVICES ? "devices"
+	                   : c->cmd == CMD_TRACE   ? "trace"
 	                                           : "episodes";
 
 	if (!req || !cJSON_AddStringToObject(req, "cmd", name) ||
-	    (c->cmd == CMD_EPISODES && !cJSON_AddNumberToObject(req, "limit", c->limit))) {
+	    (c->cmd == CMD_EPISODES && !cJSON_AddNumberToObject(req, "limit", c->limit)) ||
+	    (c->cmd == CMD_TRACE && !cJSON_AddStringToObject(req, "recipe", c->target)) ||
+	    (c->cmd == CMD_TRACE && c->limit_set &&
+	     !cJSON_AddNumberToObject(req, "limit", c->limit))) {
 		cJSON_Delete(req);
 		return NULL;
 	}

@@ -88,6 +88,7 @@ struct hearth_hub {
 	int misc_timer;
 	int res_timer;
 	int64_t res_due;
+	int resume_timer; /* restored plans resume when it fires (0: none) */
 	int maint_timer;
 	int64_t last_maintenance; /* wall ms */
 	char policy_hash[65];
@@ -265,6 +266,36 @@ start_eco(hearth_hub *h, char *why, size_t wl)
 
 static void on_drift(hearth_hub *h, hearth_msg *m);
 
+/*
+ * Device reliability and latency (semantic memory) from an ended plan's
+ * steps: a confirmed command is a success with its latency (last send to
+ * confirmation), a failed or rebound one a failure. Optimistic and skipped
+ * steps say nothing about the device.
+ */
+static void
+learn_devices(hearth_hub *h, const cJSON *episode)
+{
+	const cJSON *st;
+
+	cJSON_ArrayForEach(st, cJSON_GetObjectItemCaseSensitive(episode, "steps"))
+	{
+		const cJSON *tl = cJSON_GetObjectItemCaseSensitive(st, "timeline");
+		const char *dev = NULL;
+		double sent = -1, conf = -1, failed = -1, rebound = -1;
+
+		if (hearth_json_get_str(st, "device", &dev))
+			continue;
+		hearth_json_get_num(tl, "sent", &sent);
+		hearth_json_get_num(tl, "confirmed", &conf);
+		hearth_json_get_num(tl, "failed", &failed);
+		hearth_json_get_num(tl, "rebound", &rebound);
+		if (conf >= 0 && sent >= 0 && conf > sent)
+			hearth_semantic_device_sample(h->store, dev, conf - sent, true);
+		else if ((failed >= 0 || rebound >= 0) && sent >= 0)
+			hearth_semantic_device_sample(h->store, dev, -1, false);
+	}
+}
+
 static void
 route_out(hearth_hub *h, hearth_msg *m)
 {
@@ -342,6 +373,7 @@ route_out(hearth_hub *h, hearth_msg *m)
 		if (rc)
 			LOG_ERR("hub", "episode %s not stored: %s", m->id, hearth_strerror(rc));
 		hearth_free(text);
+		learn_devices(h, m->body);
 		audit_plan_end(h, m);
 		return;
 	}
@@ -764,6 +796,16 @@ try_connect(void *ud)
 }
 
 static void
+on_resume(void *ud)
+{
+	hearth_hub *h = ud;
+	hearth_now now = now_of();
+
+	h->resume_timer = 0;
+	hearth_resource_resume(h->res, &now, &h->out);
+}
+
+static void
 on_connect(void *ud, int rc, bool session_present)
 {
 	hearth_hub *h = ud;
@@ -791,6 +833,14 @@ on_connect(void *ud, int rc, bool session_present)
 	}
 	hearth_eco_subscribe_all(h->eco);
 	publish_status(h, "online");
+	if (hearth_resource_resuming(h->res) && !h->resume_timer) {
+		/* The devices' retained states come right after the subscriptions:
+		 * take the restored plans up once they had a moment to arrive. */
+		h->resume_timer = hearth_loop_timer(
+		        h->loop, hearth_mono_ms() + h->cfg->resume_settle_ms, on_resume, h);
+		LOG_INFO("hub", "%d interrupted plan(s) resume in %d ms",
+		         hearth_resource_resuming(h->res), h->cfg->resume_settle_ms);
+	}
 }
 
 static void
@@ -1348,6 +1398,33 @@ fail:
 	return NULL;
 }
 
+/* trace: the last runs of one recipe with their step timelines (from episodes). */
+static cJSON *
+ctl_trace(hearth_hub *h, const cJSON *req, char *err, size_t err_len)
+{
+	long long limit = h->cfg->trace_runs;
+	const char *recipe = NULL;
+	cJSON *arr = NULL;
+	long rc;
+
+	if (hearth_json_get_str(req, "recipe", &recipe) || !recipe[0]) {
+		snprintf(err, err_len, "trace needs a recipe id (hearthctl recipes lists them)");
+		return NULL;
+	}
+	if (hearth_json_get_int(req, "limit", &limit) == HEARTH_E_INVALID || limit < 0) {
+		snprintf(err, err_len, "limit must be a whole number >= 0");
+		return NULL;
+	}
+	/* Commit this turn's episodes first so the answer includes them. */
+	hearth_store_flush(h->store, err, err_len);
+	rc = hearth_episodes_trace(h->store, recipe, (long)limit, &arr);
+	if (rc < 0) {
+		snprintf(err, err_len, "reading episodes: %s", hearth_strerror((int)rc));
+		return NULL;
+	}
+	return arr;
+}
+
 static cJSON *
 ctl_handle(void *ud, const char *cmd, const cJSON *req, char *err, size_t err_len)
 {
@@ -1393,9 +1470,11 @@ ctl_handle(void *ud, const char *cmd, const cJSON *req, char *err, size_t err_le
 		}
 		return arr;
 	}
+	if (!strcmp(cmd, "trace"))
+		return ctl_trace(h, req, err, err_len);
 	snprintf(err, err_len,
-	         "unknown command \"%.40s\" (try: status, devices, episodes, health, constraints, "
-	         "recipes, pair, unpair, pairs)",
+	         "unknown command \"%.40s\" (try: status, devices, episodes, trace, health, "
+	         "constraints, recipes, pair, unpair, pairs)",
 	         cmd);
 	return NULL;
 }
@@ -1543,8 +1622,8 @@ replay_plan(void *ud, const char *key, const char *json, size_t len)
 		hearth_journal_del(h->store, key);
 		return 0;
 	}
-	LOG_WARN("hub", "plan %s (%s) was running when hearthd stopped: closing it", p->id,
-	         p->intent);
+	LOG_WARN("hub", "plan %s (%s) was %s when hearthd stopped: taking it up again", p->id,
+	         p->intent, hearth_plan_state_name(p->state));
 	hearth_resource_restore(h->res, p, &now, &h->out);
 	return 0;
 }

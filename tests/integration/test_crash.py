@@ -18,11 +18,28 @@ After every kill, with no daemon running:
   (e) every plan whose terminal event (or terminal reply) was received before
       the kill has its episode: the hub says it only after the commit.
 After the next start:
-  (d) every plan whose reply "running" was received before the kill, and that
-      had no episode yet, reaches a terminal state: its event is seen on
-      hearth/home/plan/<id> (or its episode appears), within a bounded wait.
+  (d) every plan whose reply "running" (or "queued") was received before the
+      kill, and that had no episode yet, reaches a terminal state: its event
+      is seen on hearth/home/plan/<id> (or its episode appears), within a
+      bounded wait. Interrupted plans are resumed (issue 6 item 8), not
+      closed: hearthd waits plan.resume_settle_ms (200 ms here) for the
+      devices' states, then takes them up.
+At the end (after a last start and a clean stop):
+  (f) no step whose confirmation was journaled is dispatched again: for
+      every (plan, step, device) whose "confirmed" state the phone heard in
+      an event or reply before kill k (said only after the commit), the
+      sim's command log has no command for it (compensation commands, which
+      carry "compensation": true, aside) received after the start that
+      followed kill k;
+  (g) no device is left half-way without the plan saying so: every episode
+      "completed" has only confirmed, skipped or rebound steps; every
+      "compensated" one has no step left confirmed (unless handed over),
+      dispatched or pending; every "failed" one's reason says what could not
+      be put back ("could not put back: ...");
+  (h) the plan journal is empty: every accepted plan ended (mdb_dump).
 
-HEARTH_CRASH_ITERATIONS (default 100) sets the number of kills,
+HEARTH_CRASH_ITERATIONS (default 100; the issue's 200 pass locally, see
+docs/architecture.md) sets the number of kills,
 HEARTH_CRASH_SEED the random seed (printed at the start, to replay a run).
 The summary line at the end gives iterations, intents, replies, episodes and
 interrupted plans closed.
@@ -32,6 +49,7 @@ import concurrent.futures
 import json
 import os
 import random
+import subprocess
 import sys
 import threading
 import time
@@ -42,7 +60,7 @@ import harness  # noqa: E402
 P = "hearth/home"
 SIM = "hearth-sim/home"
 TERMINAL = {"completed", "compensated", "failed", "denied", "expired"}
-ACCEPTED = {"running", "awaiting_approval", "compensating"}
+ACCEPTED = {"running", "awaiting_approval", "compensating", "queued"}
 # Device states the scene changes: publishing them on the sim's control topic
 # (someone pressing the device's own button) gives the next plan work to do.
 UNDO = {
@@ -83,7 +101,10 @@ class CrashTest(harness.TestCase):
             json.dump(home, f)
         self.sim_ = self.sim(self.broker_, home_file, seed=self.seed)
         self.phone.wait_for(topic=f"{P}/device/bedlamp-1/state", what="the sim's last state")
-        self.hub_ = self.hub(self.broker_, start=False)
+        conf = os.path.join(harness.workdir("conf"), "hearth.json")
+        with open(conf, "w") as f:
+            json.dump({"plan": {"resume_settle_ms": 200}}, f)
+        self.hub_ = self.hub(self.broker_, start=False, config=conf)
 
         # What the phone heard, folded in incrementally (ingest()).
         self.cursor = 0
@@ -100,6 +121,11 @@ class CrashTest(harness.TestCase):
         self.audit_checks = 0
         self.audit_last = 0
         self.startups = []
+        self.iteration = 0
+        self.start_ms = {}         # iteration -> wall ms just before its hearthd started
+        self.confirmed = {}        # (plan, step, device) -> iteration its confirmation was heard
+        self.last_episodes = []
+        self.resumed = 0           # plans in flight at a kill, taken up after the restart
 
     # ---- what the phone heard
 
@@ -113,14 +139,23 @@ class CrashTest(harness.TestCase):
             if len(parts) == 5 and parts[2] == "intent" and parts[4] == "result":
                 self.on_reply(parts[3], m.json)
             elif len(parts) == 4 and parts[2] == "plan":
+                self.note_confirmed(parts[3], m.json)
                 st = m.json.get("state")
                 if st in TERMINAL and parts[3] not in self.terminal:
                     self.terminal[parts[3]] = m.json
                     if "interrupted" in str(m.json.get("reason", "")):
                         self.interrupted.add(parts[3])
 
+    def note_confirmed(self, plan_id, body):
+        for st in body.get("steps") or []:
+            if isinstance(st, dict) and st.get("state") == "confirmed":
+                self.confirmed.setdefault((plan_id, st.get("id"), st.get("device")),
+                                          self.iteration)
+
     def on_reply(self, intent_id, body):
         self.reply_count += 1
+        if body.get("plan_id"):
+            self.note_confirmed(body["plan_id"], body)
         first = self.replies.get(intent_id)
         if first is not None:
             if first.get("plan_id") != body.get("plan_id"):
@@ -179,6 +214,7 @@ class CrashTest(harness.TestCase):
         except ValueError as e:
             self.fail(f"iteration {it}: hearthctl episodes --json printed no JSON ({e}): "
                       f"{eps.stdout[:500]!r}")
+        self.last_episodes = episodes
         if aud is not None:
             if aud.returncode != 0 and "unknown command" in aud.stderr:
                 self.audit_available = False
@@ -236,6 +272,8 @@ class CrashTest(harness.TestCase):
 
     def start_hub(self, it):
         since = self.phone.mark()
+        self.iteration = it
+        self.start_ms[it] = time.time() * 1000
         self.hub_.start()
         t0 = time.monotonic()
         timeout = max(30.0, 10 * max(self.startups, default=0))
@@ -259,6 +297,7 @@ class CrashTest(harness.TestCase):
         """(d) After a start: each pending plan reaches a terminal state."""
         if not pending:
             return
+        self.resumed += len(pending)
         deadline = time.monotonic() + 40  # a resumed step may wait out its timeout and retries
         while True:
             self.ingest()
@@ -305,9 +344,17 @@ class CrashTest(harness.TestCase):
             self.ingest()
             time.sleep(0.05)
         self.ingest()
+        # What those started ends too, before the clean stop (the journal must
+        # be empty at the end).
+        self.close_pending(self.iterations + 1,
+                           [p for p in self.running if p not in self.terminal])
         self.assertEqual(self.hub_.stop(), 0, "hearthd did not stop cleanly on SIGTERM")
         self.check_store(self.iterations + 1)
         self.sim_.stop()
+
+        redispatched = self.check_no_redispatch()
+        halfway = self.check_no_halfway()
+        self.check_journal_empty()
 
         unanswered = sorted(set(self.sent) - set(self.replies))
         previews = sum(1 for r in self.replies.values() if r.get("state") == "previewed")
@@ -316,11 +363,15 @@ class CrashTest(harness.TestCase):
                    f"replies={self.reply_count} (answered {len(self.replies)}, running "
                    f"{len(self.running)}, previews {previews}, errors {errors}) "
                    f"episodes={len(self.episodes_seen)} "
+                   f"resumed={self.resumed} "
                    f"interrupted_closed={len(self.interrupted)} "
                    f"kills_with_plans_in_flight={kills_in_flight} "
                    f"audit_verified={self.audit_checks if self.audit_available else 'skipped'} "
                    f"audit_records={self.audit_last} "
                    f"unanswered={len(unanswered)} double_replies={len(self.double_replies)} "
+                   f"confirmed_steps_checked={len(self.confirmed)} "
+                   f"commands_after_confirmation={redispatched} "
+                   f"episodes_checked_for_halfway={halfway} "
                    f"startup_max_s={max(self.startups):.2f} "
                    f"elapsed_s={time.monotonic() - begin:.1f} seed={self.seed}")
         print(summary, flush=True)
@@ -333,6 +384,57 @@ class CrashTest(harness.TestCase):
         if self.double_replies:
             sys.stderr.write(f"crash: intents answered twice with different plans: "
                              f"{list(self.double_replies)[:20]}\n")
+
+    # ---- the end checks
+
+    def check_no_redispatch(self):
+        """(f) A journaled confirmation is never followed by the step's command."""
+        bad = []
+        for c in self.sim_.commands():
+            pl = c.get("payload")
+            if not isinstance(pl, dict) or pl.get("compensation"):
+                continue
+            key = (pl.get("plan_id"), pl.get("step"), c.get("device"))
+            it = self.confirmed.get(key)
+            if it is None or it + 1 not in self.start_ms:
+                continue
+            if c.get("ts", 0) > self.start_ms[it + 1]:
+                bad.append((key, it, c.get("ts")))
+        self.assertFalse(bad, f"steps dispatched again after their confirmation was journaled "
+                              f"(plan, step, device), iteration heard, command ts: {bad[:10]}"
+                              f"{self.plan_log([b[0][0] for b in bad[:3]])}")
+        return len(bad)
+
+    def check_no_halfway(self):
+        """(g) Every episode's steps agree with its outcome."""
+        bad = []
+        for e in self.last_episodes:
+            states = [(s.get("device"), s.get("state"), s.get("note") or "")
+                      for s in e.get("steps") or []]
+            out = e.get("outcome")
+            if out == "completed":
+                wrong = [s for s in states if s[1] not in ("confirmed", "skipped", "rebound")]
+            elif out == "compensated":
+                wrong = [s for s in states
+                         if s[1] in ("pending", "dispatched")
+                         or (s[1] == "confirmed" and "handed over" not in s[2])]
+            elif out == "failed":
+                wrong = [] if "could not put back" in str(e.get("reason", "")) else states
+            else:
+                wrong = []
+            if wrong:
+                bad.append((e.get("id"), out, e.get("reason"), wrong))
+        self.assertFalse(bad, f"episodes whose steps leave a device half-way without saying "
+                              f"so: {bad[:5]}")
+        return len(self.last_episodes)
+
+    def check_journal_empty(self):
+        """(h) No plan is left in the journal once everything ended."""
+        r = subprocess.run(["mdb_dump", "-p", "-s", "journal", self.hub_.data_dir],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        body = r.stdout.split("HEADER=END", 1)[-1].replace("DATA=END", "").split()
+        self.assertEqual(body, [], f"plans left in the journal: {r.stdout[:2000]}")
 
 
 if __name__ == "__main__":

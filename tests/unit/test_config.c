@@ -131,6 +131,8 @@ test_defaults(void **state)
 	assert_int_equal(c.max_plans, CONFIG_HEARTH_MAX_PLANS);
 	assert_int_equal(c.step_retries, 2);
 	assert_int_equal(c.retry_backoff_ms, 500);
+	assert_int_equal(c.resume_settle_ms, 1000);
+	assert_int_equal(c.trace_runs, 20);
 	assert_true(c.store_sync);
 	assert_int_equal(c.store_map_mb, CONFIG_HEARTH_STORE_MAP_MB);
 	assert_int_equal(c.store_map_max_mb, 4 * CONFIG_HEARTH_STORE_MAP_MB);
@@ -225,6 +227,8 @@ test_out_of_range(void **state)
 	         "plan.retries: expected a whole number from 0 to 10, got 11");
 	load_bad("{\"plan\":{\"retry_backoff_ms\":-5}}",
 	         "plan.retry_backoff_ms: expected a whole number from 10 to 60000, got -5");
+	load_bad("{\"plan\":{\"resume_settle_ms\":60001}}",
+	         "plan.resume_settle_ms: expected a whole number from 0 to 60000, got 60001");
 	load_bad("{\"store\":{\"episodes_max\":5}}",
 	         "store.episodes_max: expected a whole number from 10 to 100000000, got 5");
 	load_bad("{\"mqtt\":{\"session_expiry\":1e12}}",

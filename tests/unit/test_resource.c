@@ -317,6 +317,7 @@ obey(struct fx *f, const char *dev, int *seen)
 		cJSON_DeleteItemFromObjectCaseSensitive(b, "plan_id");
 		cJSON_DeleteItemFromObjectCaseSensitive(b, "intent_id");
 		cJSON_DeleteItemFromObjectCaseSensitive(b, "step");
+		cJSON_DeleteItemFromObjectCaseSensitive(b, "compensation");
 		text = cJSON_PrintUnformatted(b);
 		cJSON_Delete(b);
 		report(f, dev, text);
@@ -483,7 +484,7 @@ static void
 test_optimistic_confirmed_at_dispatch(void **state)
 {
 	struct fx *f = *state;
-	static const struct hs only_ir[] = {{"power", "ir", "media.power", "{\"on\":true}", 0}};
+	static const struct hs only_ir[] = {{"power", "ir2", "media.power", "{\"on\":true}", 0}};
 	struct hearth_plan *p;
 	hearth_msg *ev;
 
@@ -511,7 +512,9 @@ test_optimistic_confirmed_at_dispatch(void **state)
 	}
 	sink_reset(&f->sink);
 
-	/* a plan of optimistic steps only completes as it is dispatched */
+	/* a plan of optimistic steps only completes as it is dispatched (on
+	 * another device: the movie night holds "ir" until it ends) */
+	device(f, "ir2", "{\"room\":\"hall\",\"capabilities\":[\"media.power\"]}", NULL);
 	run(f, hand_plan(f, "p-ir", only_ir, 1));
 	assert_int_equal(f->sink.n, 5);
 	assert_int_equal(f->sink.msgs[0].type, HEARTH_MSG_DEVICE_COMMAND);
@@ -626,9 +629,10 @@ test_timeout_retry_then_compensate(void **state)
 	assert_contains(jstr(ev->body, "reason"), "blind did not confirm step covers");
 	/* back to the values from before the plan */
 	assert_int_equal(cmds_to(f, "lamp"), 1);
-	assert_cmd(f, "lamp", 0, "{\"on\":true,\"brightness\":80}", pid, "i-1", "lights");
+	assert_cmd(f, "lamp", 0, "{\"on\":true,\"brightness\":80,\"compensation\":true}", pid,
+	           "i-1", "lights");
 	assert_int_equal(cmds_to(f, "tv"), 1);
-	assert_cmd(f, "tv", 0, "{\"on\":false}", pid, "i-1", "media");
+	assert_cmd(f, "tv", 0, "{\"on\":false,\"compensation\":true}", pid, "i-1", "media");
 	/* the blind still shows where it was: it never moved, nothing to undo */
 	assert_int_equal(cmds_to(f, "blind"), 0);
 	assert_int_equal(sink_count(&f->sink, HEARTH_MSG_EPISODE), 0);
@@ -670,7 +674,8 @@ test_compensation_never_confirms(void **state)
 	tick_until_idle(f, 20);
 	assert_int_equal(cmds_to(f, "lamp"), 3);
 	for (int i = 0; i < 3; i++)
-		assert_cmd(f, "lamp", i, "{\"on\":true,\"brightness\":80}", pid, "i-1", "lights");
+		assert_cmd(f, "lamp", i, "{\"on\":true,\"brightness\":80,\"compensation\":true}",
+		           pid, "i-1", "lights");
 	ev = sink_last(&f->sink, HEARTH_MSG_PLAN_EVENT);
 	assert_string_equal(jstr(ev->body, "state"), "failed");
 	assert_non_null(jstr(ev->body, "reason"));
@@ -724,7 +729,7 @@ test_partial_move_is_undone(void **state)
 	assert_string_equal(jstr(ev->body, "state"), "compensating");
 	/* it moved, so it is sent back too */
 	assert_int_equal(cmds_to(f, "blind"), 3);
-	assert_cmd(f, "blind", 2, "{\"position\":100}", pid, "i-1", "covers");
+	assert_cmd(f, "blind", 2, "{\"position\":100,\"compensation\":true}", pid, "i-1", "covers");
 	report(f, "blind", "{\"position\":100}");
 	report(f, "lamp", "{\"brightness\":80}");
 	report(f, "tv", "{\"on\":false}");
@@ -765,13 +770,14 @@ test_offline_while_dispatched(void **state)
 	assert_string_equal(jstr(ev->body, "reason"), "lamp went offline during step lights");
 	/* what had been done is undone */
 	assert_int_equal(cmds_to(f, "blind"), 1);
-	assert_cmd(f, "blind", 0, "{\"position\":100}", pid, "i-1", "covers");
+	assert_cmd(f, "blind", 0, "{\"position\":100,\"compensation\":true}", pid, "i-1", "covers");
 	assert_int_equal(cmds_to(f, "tv"), 1);
-	assert_cmd(f, "tv", 0, "{\"on\":false}", pid, "i-1", "media");
+	assert_cmd(f, "tv", 0, "{\"on\":false,\"compensation\":true}", pid, "i-1", "media");
 	/* the lamp's step is not re-sent (at most its undo is) */
 	assert_true(cmds_to(f, "lamp") <= 1);
 	if (cmds_to(f, "lamp"))
-		assert_cmd(f, "lamp", 0, "{\"on\":true,\"brightness\":80}", pid, "i-1", "lights");
+		assert_cmd(f, "lamp", 0, "{\"on\":true,\"brightness\":80,\"compensation\":true}",
+		           pid, "i-1", "lights");
 
 	at(f, T0 + 300);
 	report(f, "blind", "{\"position\":100}");
@@ -993,7 +999,8 @@ test_after_failed_dependency_fails_plan(void **state)
 	report(f, "blind", "{\"position\":20}");
 	/* then the plan compensates: the blind goes back */
 	assert_int_equal(cmds_to(f, "blind"), 2);
-	assert_cmd(f, "blind", 1, "{\"position\":100}", "p-fail", "i-p-fail", "later");
+	assert_cmd(f, "blind", 1, "{\"position\":100,\"compensation\":true}", "p-fail", "i-p-fail",
+	           "later");
 	report(f, "blind", "{\"position\":100}");
 	assert_int_equal(cmds_to(f, "tv"), 0);
 	ev = sink_last(&f->sink, HEARTH_MSG_PLAN_EVENT);
@@ -1041,6 +1048,393 @@ test_after_in_journal_and_json(void **state)
 	hearth_plan_free(p);
 }
 
+/* ==== Reservations and run modes ==== */
+
+/* A hand-made plan of recipe "test.mode" with a run mode. */
+static struct hearth_plan *
+mode_plan(struct fx *f, const char *plan_id, const struct hs *steps, int n, int mode, int max)
+{
+	struct hearth_plan *p = hand_plan(f, plan_id, steps, n);
+
+	snprintf(p->recipe, sizeof(p->recipe), "test.mode");
+	p->run_mode = mode;
+	p->run_max = max;
+	return p;
+}
+
+/* The reply to intent i-<plan id>. */
+static const cJSON *
+reply_of(struct fx *f, const char *plan_id)
+{
+	char id[HEARTH_ID_MAX + 1];
+
+	snprintf(id, sizeof(id), "i-%s", plan_id);
+	for (int i = 0; i < f->sink.n; i++)
+		if (f->sink.msgs[i].type == HEARTH_MSG_INTENT_REPLY &&
+		    !strcmp(f->sink.msgs[i].id, id))
+			return f->sink.msgs[i].body;
+	fail_msg("no reply to %s", id);
+	return NULL;
+}
+
+/* The last event of one plan. */
+static const cJSON *
+last_event(struct fx *f, const char *plan_id)
+{
+	for (int i = f->sink.n - 1; i >= 0; i--)
+		if (f->sink.msgs[i].type == HEARTH_MSG_PLAN_EVENT &&
+		    !strcmp(f->sink.msgs[i].id, plan_id))
+			return f->sink.msgs[i].body;
+	fail_msg("no event of %s", plan_id);
+	return NULL;
+}
+
+static void
+test_mode_single_refuses_second_run(void **state)
+{
+	struct fx *f = *state;
+	struct hearth_plan *p1 = plan_for(f, "i-1", MOVIE_LIVING);
+	struct hearth_plan *p2 = plan_for(f, "i-2", MOVIE_LIVING);
+	char detail[256];
+	hearth_msg *r, *e;
+
+	assert_int_equal(p1->run_mode, HEARTH_MODE_SINGLE);
+	snprintf(detail, sizeof(detail),
+	         "scene.movie_night is already running (plan %s); its run mode is single", p1->id);
+	run(f, p1);
+	sink_reset(&f->sink);
+	run(f, p2);
+	assert_int_equal(sink_count(&f->sink, HEARTH_MSG_DEVICE_COMMAND), 0);
+	r = sink_nth(&f->sink, HEARTH_MSG_INTENT_REPLY, 0);
+	assert_string_equal(jstr(r->body, "id"), "i-2");
+	assert_string_equal(jstr(r->body, "error"), "already_running");
+	assert_string_equal(jstr(r->body, "detail"), detail);
+	assert_string_equal(r->reply.topic, "phone/replies");
+	e = sink_nth(&f->sink, HEARTH_MSG_ERROR, 0);
+	assert_string_equal(jstr(e->body, "error"), "already_running");
+	assert_string_equal(jstr(e->body, "detail"), detail);
+	assert_int_equal(hearth_resource_active(f->res), 1);
+}
+
+static void
+test_mode_restart_replaces_running_plan(void **state)
+{
+	static const struct hs first[] = {
+	        {"dim", "lamp", "light.brightness", "{\"brightness\":50}", 0},
+	        {"close", "blind", "cover.position", "{\"position\":0}", 0},
+	};
+	static const struct hs second[] = {
+	        {"dim", "lamp", "light.brightness", "{\"brightness\":20}", 0},
+	};
+	struct fx *f = *state;
+	const cJSON *ev, *j;
+	int seen = 0;
+
+	run(f, mode_plan(f, "p-a", first, 2, HEARTH_MODE_RESTART, 1));
+	report(f, "lamp", "{\"brightness\":50}");
+	report(f, "blind", "{\"position\":40}"); /* on its way */
+	sink_reset(&f->sink);
+	run(f, mode_plan(f, "p-b", second, 1, HEARTH_MODE_RESTART, 1));
+	/* the old plan is cancelled: its blind goes back, its lamp is handed over */
+	ev = last_event(f, "p-a");
+	assert_string_equal(jstr(ev, "state"), "compensating");
+	assert_string_equal(jstr(ev, "reason"), "replaced by plan p-b (run mode restart)");
+	assert_string_equal(step_state(ev, "dim"), "confirmed");
+	assert_string_equal(step_note(ev, "dim"), "handed over to plan p-b");
+	assert_int_equal(cmds_to(f, "blind"), 1);
+	assert_cmd(f, "blind", 0, "{\"position\":100,\"compensation\":true}", "p-a", "i-p-a",
+	           "close");
+	/* the new one runs at once on the lamp it took over */
+	assert_int_equal(cmds_to(f, "lamp"), 1);
+	assert_cmd(f, "lamp", 0, "{\"brightness\":20}", "p-b", "i-p-b", "dim");
+	assert_string_equal(jstr(reply_of(f, "p-b"), "state"), "running");
+	assert_contains(jstr(reply_of(f, "p-b"), "rationale"), "It replaces plan p-a");
+	/* it carries the values from before the first plan */
+	j = NULL;
+	for (int i = 0; i < f->sink.n; i++)
+		if (f->sink.msgs[i].type == HEARTH_MSG_JOURNAL &&
+		    !strcmp(f->sink.msgs[i].id, "p-b"))
+			j = f->sink.msgs[i].body;
+	assert_non_null(j);
+	assert_json(cJSON_GetObjectItemCaseSensitive(
+	                    cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "steps"), 0),
+	                    "prev"),
+	            "{\"brightness\":80}");
+	report(f, "blind", "{\"position\":100}");
+	ev = last_event(f, "p-a");
+	assert_string_equal(jstr(ev, "state"), "compensated");
+	obey(f, "lamp", &seen);
+	assert_string_equal(jstr(last_event(f, "p-b"), "state"), "completed");
+	assert_int_equal(hearth_resource_active(f->res), 0);
+	assert_int_equal(sink_count(&f->sink, HEARTH_MSG_EPISODE), 2);
+}
+
+static void
+test_mode_queued_waits_then_runs(void **state)
+{
+	static const struct hs steps[] = {
+	        {"dim", "lamp", "light.brightness", "{\"brightness\":50}", 0},
+	};
+	static const struct hs steps2[] = {
+	        {"dim", "lamp", "light.brightness", "{\"brightness\":40}", 0},
+	};
+	struct fx *f = *state;
+
+	run(f, mode_plan(f, "p-1", steps, 1, HEARTH_MODE_QUEUED, 2));
+	run(f, mode_plan(f, "p-2", steps2, 1, HEARTH_MODE_QUEUED, 2));
+	assert_int_equal(cmds_to(f, "lamp"), 1);
+	assert_string_equal(jstr(reply_of(f, "p-2"), "state"), "queued");
+	assert_string_equal(step_state(reply_of(f, "p-2"), "dim"), "pending");
+	/* beyond max (2 runs going or waiting): refused */
+	run(f, mode_plan(f, "p-3", steps2, 1, HEARTH_MODE_QUEUED, 2));
+	assert_string_equal(jstr(reply_of(f, "p-3"), "error"), "queue_full");
+	assert_string_equal(jstr(sink_last(&f->sink, HEARTH_MSG_ERROR)->body, "error"),
+	                    "queue_full");
+	assert_int_equal(hearth_resource_active(f->res), 2);
+	/* the first ends: the second starts */
+	report(f, "lamp", "{\"brightness\":50}");
+	assert_string_equal(jstr(last_event(f, "p-1"), "state"), "completed");
+	assert_int_equal(cmds_to(f, "lamp"), 2);
+	assert_cmd(f, "lamp", 1, "{\"brightness\":40}", "p-2", "i-p-2", "dim");
+	assert_string_equal(jstr(last_event(f, "p-2"), "state"), "running");
+	report(f, "lamp", "{\"brightness\":40}");
+	assert_string_equal(jstr(last_event(f, "p-2"), "state"), "completed");
+	assert_int_equal(hearth_resource_active(f->res), 0);
+}
+
+static void
+test_mode_parallel_up_to_max(void **state)
+{
+	static const struct hs a[] = {{"go", "lamp", "light.brightness", "{\"brightness\":50}", 0}};
+	static const struct hs b[] = {{"go", "blind", "cover.position", "{\"position\":0}", 0}};
+	static const struct hs c[] = {{"go", "tv", "media.power", "{\"on\":true}", 0}};
+	struct fx *f = *state;
+
+	run(f, mode_plan(f, "p-1", a, 1, HEARTH_MODE_PARALLEL, 2));
+	run(f, mode_plan(f, "p-2", b, 1, HEARTH_MODE_PARALLEL, 2));
+	assert_int_equal(cmds_to(f, "lamp"), 1);
+	assert_int_equal(cmds_to(f, "blind"), 1);
+	run(f, mode_plan(f, "p-3", c, 1, HEARTH_MODE_PARALLEL, 2));
+	assert_string_equal(jstr(reply_of(f, "p-3"), "error"), "already_running");
+	assert_int_equal(cmds_to(f, "tv"), 0);
+	assert_int_equal(hearth_resource_active(f->res), 2);
+}
+
+/* Another recipe's plan waits for a device a running plan holds. */
+static void
+test_other_recipe_waits_for_device(void **state)
+{
+	static const struct hs steps[] = {
+	        {"power", "tv", "media.power", "{\"on\":false}", 0},
+	        {"dim", "lamp", "light.brightness", "{\"brightness\":5}", 0},
+	};
+	struct fx *f = *state;
+	struct hearth_plan *movie = plan_for(f, "i-1", MOVIE_LIVING);
+	char note[128];
+	const cJSON *ev;
+
+	snprintf(note, sizeof(note), "waiting for tv, in use by plan %s", movie->id);
+	run(f, movie);
+	sink_reset(&f->sink);
+	run(f, hand_plan(f, "p-h", steps, 2));
+	assert_int_equal(sink_count(&f->sink, HEARTH_MSG_DEVICE_COMMAND), 0);
+	ev = reply_of(f, "p-h");
+	assert_string_equal(jstr(ev, "state"), "running");
+	assert_string_equal(step_state(ev, "power"), "pending");
+	assert_string_equal(step_note(ev, "power"), note);
+	/* the movie night ends: its devices are free */
+	report(f, "lamp", "{\"brightness\":30}");
+	report(f, "blind", "{\"position\":0}");
+	report(f, "tv", "{\"on\":true}");
+	assert_int_equal(cmds_to(f, "tv"), 1);
+	assert_int_equal(cmds_to(f, "lamp"), 1);
+	assert_cmd(f, "tv", 0, "{\"on\":false}", "p-h", "i-p-h", "power");
+	ev = last_event(f, "p-h");
+	assert_string_equal(step_state(ev, "power"), "dispatched");
+	assert_null(step_note(ev, "power"));
+}
+
+/* ==== Rebinding ==== */
+
+static void
+second_lamp(struct fx *f)
+{
+	device(f, "lamp2",
+	       "{\"room\":\"living\",\"kind\":\"light\","
+	       "\"capabilities\":[\"light.on_off\",\"light.brightness\"]}",
+	       "{\"on\":false,\"brightness\":0}");
+	set_online(f, "lamp2", true);
+	set_online(f, "lamp", true);
+	sink_reset(&f->sink);
+}
+
+static const struct hs lamp_step[] = {
+        {"light", "lamp", "light.on_off", "{\"on\":true,\"brightness\":40}", 100},
+};
+
+static void
+test_rebind_after_no_answer(void **state)
+{
+	struct fx *f = *state;
+	const cJSON *ev, *ep;
+
+	second_lamp(f);
+	run(f, hand_plan(f, "p-r", lamp_step, 1));
+	while (cmds_to(f, "lamp2") == 0 && hearth_resource_next_deadline(f->res) != INT64_MAX)
+		tick_at(f, hearth_resource_next_deadline(f->res));
+	assert_int_equal(cmds_to(f, "lamp"), 3); /* the first and two re-sends */
+	assert_int_equal(cmds_to(f, "lamp2"), 1);
+	assert_cmd(f, "lamp2", 0, "{\"on\":true,\"brightness\":40}", "p-r", "i-p-r", "light");
+	ev = last_event(f, "p-r");
+	assert_string_equal(jstr(ev, "state"), "running");
+	assert_string_equal(
+	        jstr(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(ev, "steps"), 0), "state"),
+	        "rebound");
+	assert_string_equal(
+	        jstr(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(ev, "steps"), 0), "note"),
+	        "lamp did not answer; lamp2 was used instead.");
+	assert_string_equal(
+	        jstr(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(ev, "steps"), 0),
+	             "rebound_to"),
+	        "lamp2");
+	report(f, "lamp2", "{\"on\":true,\"brightness\":40}");
+	ev = last_event(f, "p-r");
+	assert_string_equal(jstr(ev, "state"), "completed");
+	ep = sink_nth(&f->sink, HEARTH_MSG_EPISODE, 0)->body;
+	assert_string_equal(jstr(ep, "outcome"), "completed");
+	assert_contains(jstr(ep, "rationale"), "lamp did not answer; lamp2 was used instead.");
+	/* the timelines say when */
+	assert_true(
+	        jnum(cJSON_GetObjectItemCaseSensitive(
+	                     cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(ep, "steps"), 0),
+	                     "timeline"),
+	             "rebound") >= 300);
+	assert_int_equal(hearth_resource_active(f->res), 0);
+}
+
+static void
+test_rebind_when_device_goes_offline(void **state)
+{
+	struct fx *f = *state;
+	const cJSON *ev;
+
+	second_lamp(f);
+	run(f, hand_plan(f, "p-r", lamp_step, 1));
+	set_online(f, "lamp", false);
+	assert_int_equal(cmds_to(f, "lamp2"), 1);
+	ev = last_event(f, "p-r");
+	assert_string_equal(
+	        jstr(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(ev, "steps"), 0), "note"),
+	        "lamp went offline; lamp2 was used instead.");
+	report(f, "lamp2", "{\"on\":true,\"brightness\":40}");
+	assert_string_equal(jstr(last_event(f, "p-r"), "state"), "completed");
+}
+
+/* No equivalent device free (the other lamp is held by another plan): the
+ * step fails as before. */
+static void
+test_no_rebind_to_held_device(void **state)
+{
+	static const struct hs hold[] = {
+	        {"hold", "lamp2", "light.brightness", "{\"brightness\":10}", 100000},
+	};
+	struct fx *f = *state;
+
+	second_lamp(f);
+	run(f, mode_plan(f, "p-hold", hold, 1, HEARTH_MODE_SINGLE, 1));
+	run(f, hand_plan(f, "p-r", lamp_step, 1));
+	set_online(f, "lamp", false);
+	assert_int_equal(cmds_to(f, "lamp2"), 1); /* only p-hold's */
+	assert_string_equal(step_state(last_event(f, "p-r"), "light"), "failed");
+	assert_string_equal(jstr(last_event(f, "p-r"), "state"), "failed");
+}
+
+/* ==== Resuming after a restart ==== */
+
+/* A new agent (a restarted hearthd) takes the plan up from its journal form. */
+static struct hearth_plan *
+from_last_journal(struct fx *f)
+{
+	char why[160];
+	struct hearth_plan *p = hearth_plan_from_journal(
+	        sink_last(&f->sink, HEARTH_MSG_JOURNAL)->body, why, sizeof(why));
+
+	assert_non_null(p);
+	hearth_resource_free(f->res);
+	assert_int_equal(hearth_resource_new(&opts, f->ctx, &f->res), 0);
+	return p;
+}
+
+static void
+test_resume_rechecks_dispatched_steps(void **state)
+{
+	static const struct hs steps[] = {
+	        {"dim", "lamp", "light.brightness", "{\"brightness\":50}", 1000},
+	        {"close", "blind", "cover.position", "{\"position\":0}", 1000},
+	        {"power", "tv", "media.power", "{\"on\":true}", 1000},
+	};
+	struct fx *f = *state;
+	struct hearth_plan *p;
+	const cJSON *ev;
+
+	run(f, hand_plan(f, "p-x", steps, 3));
+	report(f, "lamp", "{\"brightness\":50}"); /* confirmed and journaled */
+	p = from_last_journal(f);
+	sink_reset(&f->sink);
+	at(f, T0 + 2000);
+	hearth_resource_restore(f->res, p, &f->now, &f->out);
+	assert_int_equal(f->sink.n, 0);
+	assert_int_equal(hearth_resource_resuming(f->res), 1);
+	assert_true(hearth_resource_next_deadline(f->res) == INT64_MAX);
+	/* while it waits, the blind's retained state arrives: it had moved */
+	report(f, "blind", "{\"position\":0}");
+	assert_int_equal(f->sink.n, 0);
+	hearth_resource_resume(f->res, &f->now, &f->out);
+	/* the confirmed lamp is not re-sent, the blind is confirmed from its
+	 * state, the TV (not there yet) is re-sent with its full timeout */
+	assert_int_equal(cmds_to(f, "lamp"), 0);
+	assert_int_equal(cmds_to(f, "blind"), 0);
+	assert_int_equal(cmds_to(f, "tv"), 1);
+	assert_cmd(f, "tv", 0, "{\"on\":true}", "p-x", "i-p-x", "power");
+	assert_true(hearth_resource_next_deadline(f->res) == T0 + 2000 + 1000);
+	ev = last_event(f, "p-x");
+	assert_string_equal(step_state(ev, "dim"), "confirmed");
+	assert_string_equal(step_state(ev, "close"), "confirmed");
+	assert_string_equal(step_state(ev, "power"), "dispatched");
+	report(f, "tv", "{\"on\":true}");
+	assert_string_equal(jstr(last_event(f, "p-x"), "state"), "completed");
+	assert_int_equal(sink_count(&f->sink, HEARTH_MSG_EPISODE), 1);
+}
+
+static void
+test_resume_past_deadline_compensates(void **state)
+{
+	static const struct hs steps[] = {
+	        {"dim", "lamp", "light.brightness", "{\"brightness\":50}", 1000},
+	        {"close", "blind", "cover.position", "{\"position\":0}", 1000},
+	};
+	struct fx *f = *state;
+	struct hearth_plan *p;
+	const cJSON *ev;
+
+	run(f, hand_plan(f, "p-old", steps, 2));
+	report(f, "lamp", "{\"brightness\":50}");
+	p = from_last_journal(f);
+	assert_true(hearth_resource_deadline_ms(f->res, p) == p->wall_received + 2 * 1000 * 3);
+	sink_reset(&f->sink);
+	at(f, T0 + 6001);
+	hearth_resource_restore(f->res, p, &f->now, &f->out);
+	hearth_resource_resume(f->res, &f->now, &f->out);
+	ev = last_event(f, "p-old");
+	assert_string_equal(jstr(ev, "state"), "compensating");
+	assert_string_equal(jstr(ev, "reason"), "past its deadline when hearthd restarted");
+	assert_int_equal(cmds_to(f, "blind"), 0); /* it never moved: nothing to undo */
+	assert_cmd(f, "lamp", 0, "{\"brightness\":80,\"compensation\":true}", "p-old", "i-p-old",
+	           "dim");
+	report(f, "lamp", "{\"brightness\":80}");
+	assert_string_equal(jstr(last_event(f, "p-old"), "state"), "compensated");
+}
+
 int
 main(void)
 {
@@ -1066,6 +1460,22 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_after_failed_dependency_fails_plan, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_after_in_journal_and_json, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_mode_single_refuses_second_run, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_mode_restart_replaces_running_plan, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_mode_queued_waits_then_runs, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_mode_parallel_up_to_max, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_other_recipe_waits_for_device, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_rebind_after_no_answer, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_rebind_when_device_goes_offline, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_no_rebind_to_held_device, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_resume_rechecks_dispatched_steps, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_resume_past_deadline_compensates, setup,
+	                                        teardown),
 	};
 
 	hearth_alloc_init();
