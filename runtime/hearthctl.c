@@ -119,8 +119,7 @@ static const struct {
         {"health", CMD_HEALTH},   {"backup", CMD_BACKUP},   {"restore", CMD_RESTORE},
         {"help", CMD_HELP},       {"audit", CMD_AUDIT},     {"constraints", CMD_CONSTRAINTS},
         {"recipes", CMD_RECIPES}, {"plan", CMD_PLAN},       {"pair", CMD_PAIR},
-        {"unpair", CMD_UNPAIR},   {"pairs", CMD_PAIRS},
-        {"trace", CMD_TRACE},
+        {"unpair", CMD_UNPAIR},   {"pairs", CMD_PAIRS},     {"trace", CMD_TRACE},
 };
 
 static void
