@@ -549,7 +549,12 @@ on_response(hearth_approval *a, hearth_msg *m, const hearth_now *now, const hear
 	bool good;
 
 	if (parse_response(m, &r, why, sizeof(why))) {
-		reject(m, NULL, "bad_request", why, out);
+		const char *who = NULL;
+
+		if (cJSON_IsObject(m->body) && !hearth_json_get_str(m->body, "approver", &who) &&
+		    !hearth_id_valid_str(who))
+			who = NULL;
+		reject(m, who, "bad_request", why, out);
 		return;
 	}
 	i = find(a, m->id);
@@ -597,6 +602,8 @@ on_response(hearth_approval *a, hearth_msg *m, const hearth_now *now, const hear
 		hearth_msg pm = {.type = HEARTH_MSG_PLAN};
 
 		LOG_INFO("approval", "plan %s approved by %s", p->id, p->approver);
+		/* The used nonce is gone from the journal in this turn's commit. */
+		post_journal(p, false, out);
 		post_audit(p, "approval.granted", out);
 		count_decision(a, p, true, out);
 		friction_add(a, 0, 1, 0, now, out);
@@ -670,6 +677,17 @@ hearth_approval_restore(hearth_approval *a, struct hearth_plan *p, const hearth_
 	if (p->state != HEARTH_PLAN_AWAITING_APPROVAL) {
 		LOG_WARN("approval", "plan %s is %s, not awaiting approval: not restored", p->id,
 		         hearth_plan_state_name(p->state));
+		hearth_plan_free(p);
+		return;
+	}
+	if (p->approver[0]) {
+		/* Approved, but the resource agent never took it up (the hub
+		 * stopped in between, or was busy): the approval is spent. */
+		p->t_received = now->mono_ms;
+		p->replied = true;
+		end_plan(p, HEARTH_PLAN_FAILED,
+		         "interrupted: the approved plan did not start before hearthd stopped",
+		         NULL, now, out);
 		hearth_plan_free(p);
 		return;
 	}

@@ -413,19 +413,24 @@ test_approve(void **state)
 {
 	struct fx *f = *state;
 	static const enum hearth_msg_type want[] = {
-	        HEARTH_MSG_AUDIT,
-	        HEARTH_MSG_SEMANTIC,
-	        HEARTH_MSG_SEMANTIC,
-	        HEARTH_MSG_PLAN,
+	        HEARTH_MSG_JOURNAL,  HEARTH_MSG_AUDIT, HEARTH_MSG_SEMANTIC,
+	        HEARTH_MSG_SEMANTIC, HEARTH_MSG_PLAN,
 	};
+	const cJSON *ap;
 	struct hearth_plan *p;
 	hearth_msg *m;
 
 	ask_quietly(f, make_plan("p-1", HEARTH_RISK_HIGH, SCOPE));
 	advance(f, 5000);
 	p = assert_approved(f, "p-1", NONCE0);
-	/* within this one handle call: audit, counts, friction, the plan */
-	assert_types(&f->sink, want, 4);
+	/* within this one handle call: journal, audit, counts, friction, the plan */
+	assert_types(&f->sink, want, 5);
+	/* the used nonce leaves the journal in the same commit */
+	m = sink_nth(&f->sink, HEARTH_MSG_JOURNAL, 0);
+	assert_string_equal(m->id, "p-1");
+	ap = jobj(m->body, "approval");
+	assert_null(cJSON_GetObjectItemCaseSensitive(ap, "nonce"));
+	assert_string_equal(jstr(ap, "approver"), "phone-1");
 	assert_string_equal(p->id, "p-1");
 	assert_string_equal(p->nonce, "");
 	assert_string_equal(p->approver, "phone-1");
@@ -648,11 +653,13 @@ test_malformed(void **state)
 		if (sink_count(&f->sink, HEARTH_MSG_ERROR) != 1 ||
 		    strcmp(jstr(f->sink.msgs[0].body, "error"), "bad_request"))
 			fail_msg("case %zu (%s) was not a bad_request", i, json);
-		assert_rejected(f, "p-1", "bad_request", NULL);
+		/* the audit names the approver when it is a valid id */
+		assert_rejected(f, "p-1", "bad_request",
+		                strstr(json, "\"approver\":\"phone-1\"") ? "phone-1" : NULL);
 	}
 	/* a topic id that is not an id */
 	answer(f, "p+1", "approve", NONCE0);
-	assert_rejected(f, "p+1", "bad_request", NULL);
+	assert_rejected(f, "p+1", "bad_request", "phone-1");
 	assert_int_equal(hearth_approval_pending(f->a), 1);
 	assert_approved(f, "p-1", NONCE0);
 }
@@ -767,14 +774,14 @@ test_learning(void **state)
 {
 	struct fx *f = *state;
 	static const enum hearth_msg_type want[] = {
-	        HEARTH_MSG_AUDIT, HEARTH_MSG_SEMANTIC, HEARTH_MSG_CONSENT,
-	        HEARTH_MSG_AUDIT, HEARTH_MSG_SEMANTIC, HEARTH_MSG_PLAN,
+	        HEARTH_MSG_JOURNAL, HEARTH_MSG_AUDIT,    HEARTH_MSG_SEMANTIC, HEARTH_MSG_CONSENT,
+	        HEARTH_MSG_AUDIT,   HEARTH_MSG_SEMANTIC, HEARTH_MSG_PLAN,
 	};
 	hearth_msg *m;
 
 	/* the third approval of a medium-risk scope with no denial */
 	assert_int_equal(approve_with_counts(f, "p-1", HEARTH_RISK_MEDIUM, 2, 0), 1);
-	assert_types(&f->sink, want, 6);
+	assert_types(&f->sink, want, 7);
 	m = sink_nth(&f->sink, HEARTH_MSG_SEMANTIC, 0);
 	assert_json(m->body, "{\"kind\":\"approvals\",\"name\":"
 	                     "\"recipe:scene.movie_night/room:living\","
@@ -939,6 +946,31 @@ test_restore(void **state)
 	assert_string_equal(p->steps[0].device, "door.front");
 }
 
+/* Approved, journaled so, but the resource agent never took it up. */
+static void
+test_restore_approved_not_started(void **state)
+{
+	struct fx *f = *state;
+	struct hearth_plan *p;
+
+	ask_quietly(f, make_plan("p-1", HEARTH_RISK_HIGH, SCOPE));
+	assert_approved(f, "p-1", NONCE0);
+	p = journaled(f);
+	sink_reset(&f->sink);
+	make_agent(f, &opts);
+	f->now.mono_ms = 900;
+	hearth_approval_restore(f->a, p, &f->now, &f->out);
+	assert_int_equal(hearth_approval_pending(f->a), 0);
+	assert_string_equal(jstr(sink_nth(&f->sink, HEARTH_MSG_PLAN_EVENT, 0)->body, "state"),
+	                    "failed");
+	assert_null(sink_nth(&f->sink, HEARTH_MSG_JOURNAL, 0)->body);
+	assert_int_equal(sink_count(&f->sink, HEARTH_MSG_PLAN), 0);
+	sink_reset(&f->sink);
+	/* the spent approval cannot be replayed */
+	answer(f, "p-1", "approve", NONCE0);
+	assert_rejected(f, "p-1", "unknown_plan", "phone-1");
+}
+
 static void
 test_restore_past_expiry(void **state)
 {
@@ -1065,6 +1097,7 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_friction, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_restore, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_restore_past_expiry, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_restore_approved_not_started, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_hmac_vector, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_no_random_source, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_summary_forms, setup, teardown),
