@@ -11,7 +11,11 @@
  * awaiting_approval), INTENT_REPLY (the plan's reply, state
  * awaiting_approval; p->replied set), AUDIT {"event":"approval.requested",
  * "plan_id","recipe","risk"} and a friction count (SEMANTIC, below). Nothing
- * of the plan is dispatched.
+ * of the plan is dispatched. A PLAN in another state, or one whose approver
+ * is set (one this agent approved, on its way to the resource agent), is
+ * not taken. When no nonce can be drawn (hooks.random fails) the plan ends
+ * "failed" at once: ERROR "internal", PLAN_EVENT, EPISODE, JOURNAL (NULL),
+ * INTENT_REPLY.
  *
  * In: APPROVAL_RESPONSE (id: the plan id of the topic; body the response
  * {"decision":"approve"|"deny","approver","nonce","ts","mac"}). Checked in
@@ -29,12 +33,14 @@
  *   bad_nonce     the nonce is not this plan's (replayed or foreign)
  *   expired       now (wall) is past the plan's expires_at
  *   stale         ts is more than opts.ts_window_ms away from now (wall)
- * A valid "approve": p->approver set, AUDIT {"event":"approval.granted",
- * "plan_id","recipe","approver","risk"}, the approval counted (below), and
- * the plan posted as PLAN (state running is set by the resource agent; the
- * nonce is cleared, so a replay finds no plan: unknown_plan). A valid
- * "deny": the plan ends "denied" (reason "denied by <approver>"): PLAN_EVENT,
- * EPISODE, JOURNAL (NULL), AUDIT {"event":"approval.denied",...}.
+ * A valid "approve": p->approver set and the nonce cleared, JOURNAL (the
+ * plan without its nonce: the used nonce leaves the store in the same commit),
+ * AUDIT {"event":"approval.granted","plan_id","recipe","approver","risk"},
+ * the approval counted (below), a tap (friction), and the plan posted as
+ * PLAN (state running is set by the resource agent; a replay finds no plan:
+ * unknown_plan). A valid "deny": the plan ends "denied" (reason "denied by
+ * <approver>"): PLAN_EVENT, EPISODE, JOURNAL (NULL), AUDIT
+ * {"event":"approval.denied",...}, then the denial counted and a tap.
  *
  * Expiry: tick() ends every plan past its expires_at as "expired" (reason
  * "no answer within N s"): PLAN_EVENT, EPISODE, JOURNAL (NULL), AUDIT
@@ -48,17 +54,22 @@
  * and AUDIT {"event":"enhancement.preapproval","scope","approvals":n,
  * "by"}: later plans of that scope are pre-approved by the orchestrator.
  * High risk is never learned. A denial counts too (and blocks learning until
- * the counts are reset: `hearthctl consent revoke` removes them).
+ * the counts are reset: `hearthctl consent revoke` removes them). A plan
+ * without an approval_scope is not counted.
  *
  * Friction: SEMANTIC kind "friction", name "<year>-W<week>" (ISO week of
  * now.wall_ms, UTC), value {"requests":n,"taps":n,"preapproved":n}: a request
- * counts when it is posted, a tap for every valid response. The
+ * counts when it is posted, a tap for every valid response. The week's
+ * record is read once through hooks.friction; the agent then counts on from
+ * what it posted last (the store commits it only at the end of the turn). The
  * orchestrator's pre-approved runs are counted by hearth_approval_count_
  * preapproved() (the runtime calls it when such a plan is accepted).
  *
  * Restart: restore() takes a plan from the journal that was awaiting
  * approval: it waits again with the same nonce and expiry (or expires at
- * the next tick when that passed).
+ * the next tick when that passed, or when it has no nonce). One that was
+ * approved (approver set) but never reached the resource agent ends
+ * "failed" at once: its approval was spent.
  */
 #ifndef HEARTH_AGENTS_APPROVAL_H
 #define HEARTH_AGENTS_APPROVAL_H
