@@ -10,6 +10,8 @@
  */
 #include "memory/consents.h"
 #include "memory/store_internal.h"
+#include "memory/audit.h"
+#include "memory/semantic.h"
 
 #include <errno.h>
 #include <lmdb.h>
@@ -362,4 +364,151 @@ hearth_consents_each(hearth_store *st, const char *prefix, hearth_store_visit_fn
 		return HEARTH_E_INVALID;
 	return store__each(st, HEARTH_DB_CONSENTS, prefix && prefix[0] ? prefix : NULL, false,
 	                   HEARTH_CONSENT_SCOPE_MAX, fn, ud);
+}
+
+/* ==== The owner's standing consents (hearthctl consent) ==== */
+
+static bool
+scope_ok(const char *scope)
+{
+	size_t n = scope ? strlen(scope) : 0;
+
+	if (n == 0 || n > HEARTH_CONSENT_SCOPE_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (scope[i] <= ' ' || scope[i] > '~')
+			return false;
+	return true;
+}
+
+int
+hearth_consent_owner(hearth_store *st, const char *scope, bool grant, int64_t now_ms)
+{
+	cJSON *d;
+	char *text;
+	int rc;
+
+	if (!scope_ok(scope))
+		return HEARTH_E_INVALID;
+	if (grant)
+		rc = hearth_consent_set_standing(st, scope, true, "owner", now_ms);
+	else
+		rc = hearth_consent_revoke(st, scope, NULL, NULL);
+	/* Revoking forgets the approvals counted towards a learned one, so
+	 * the question comes back (approval.h). */
+	if (!rc && !grant)
+		rc = hearth_semantic_put_json(st, "approvals", scope, NULL);
+	if (rc)
+		return rc;
+	d = cJSON_CreateObject();
+	if (!d || !cJSON_AddStringToObject(d, "scope", scope) ||
+	    !cJSON_AddBoolToObject(d, "standing", grant) ||
+	    !cJSON_AddStringToObject(d, "by", "owner")) {
+		cJSON_Delete(d);
+		return -ENOMEM;
+	}
+	text = hearth_json_print(d);
+	cJSON_Delete(d);
+	rc = text ? hearth_audit_append(st, now_ms, grant ? "consent.granted" : "consent.revoked",
+	                                scope, text)
+	          : -ENOMEM;
+	hearth_free(text);
+	return rc;
+}
+
+static int
+list_one(void *ud, const char *scope, const char *json, size_t len)
+{
+	struct {
+		hearth_store *st;
+		cJSON *arr;
+	} *l = ud;
+	cJSON *rec, *o;
+
+	if (hearth_json_parse(json, len, &rec, NULL, 0))
+		return 0;
+	o = cJSON_CreateObject();
+	if (!o || !cJSON_AddStringToObject(o, "scope", scope)) {
+		cJSON_Delete(o);
+		cJSON_Delete(rec);
+		return -ENOMEM;
+	}
+	cJSON_AddBoolToObject(o, "standing",
+	                      cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "standing")));
+	if (cJSON_GetObjectItemCaseSensitive(rec, "by"))
+		cJSON_AddItemToObject(
+		        o, "by", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(rec, "by"), 1));
+	if (cJSON_GetObjectItemCaseSensitive(rec, "at"))
+		cJSON_AddItemToObject(
+		        o, "at", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(rec, "at"), 1));
+	cJSON_AddNumberToObject(
+	        o, "grants", cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(rec, "grants")));
+	cJSON_Delete(rec);
+	cJSON_AddItemToArray(l->arr, o);
+	return 0;
+}
+
+static int
+list_counts(void *ud, const char *scope, const char *json, size_t len)
+{
+	struct {
+		hearth_store *st;
+		cJSON *arr;
+	} *l = ud;
+	cJSON *rec, *o = NULL, *v, *e;
+
+	if (hearth_json_parse(json, len, &rec, NULL, 0))
+		return 0;
+	v = cJSON_GetObjectItemCaseSensitive(rec, "value");
+	cJSON_ArrayForEach(e, l->arr)
+	{
+		const cJSON *s = cJSON_GetObjectItemCaseSensitive(e, "scope");
+
+		if (cJSON_IsString(s) && !strcmp(s->valuestring, scope))
+			o = e;
+	}
+	if (!o) {
+		o = cJSON_CreateObject();
+		if (!o) {
+			cJSON_Delete(rec);
+			return -ENOMEM;
+		}
+		cJSON_AddStringToObject(o, "scope", scope);
+		cJSON_AddBoolToObject(o, "standing", false);
+		cJSON_AddItemToArray(l->arr, o);
+	}
+	cJSON_AddNumberToObject(
+	        o, "approved",
+	        cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(v, "approved"))
+	                ? cJSON_GetObjectItemCaseSensitive(v, "approved")->valuedouble
+	                : 0);
+	cJSON_AddNumberToObject(o, "denied",
+	                        cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(v, "denied"))
+	                                ? cJSON_GetObjectItemCaseSensitive(v, "denied")->valuedouble
+	                                : 0);
+	cJSON_Delete(rec);
+	return 0;
+}
+
+int
+hearth_consents_list(hearth_store *st, cJSON **out)
+{
+	struct {
+		hearth_store *st;
+		cJSON *arr;
+	} l = {st, cJSON_CreateArray()};
+	int rc;
+
+	*out = NULL;
+	if (!l.arr)
+		return -ENOMEM;
+	rc = hearth_consents_each(st, NULL, list_one, &l);
+	if (rc >= 0)
+		rc = hearth_semantic_each(st, "approvals", list_counts, &l);
+	if (rc < 0) {
+		cJSON_Delete(l.arr);
+		return rc;
+	}
+	*out = l.arr;
+	return 0;
 }

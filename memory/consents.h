@@ -63,4 +63,21 @@ int hearth_consent_allowed(hearth_store *st, const char *scope, const char *what
  */
 int hearth_consents_each(hearth_store *st, const char *prefix, hearth_store_visit_fn fn, void *ud);
 
+/*
+ * The owner's word on a scope (hearthctl consent): grant sets its standing
+ * pre-approval, by "owner" (it covers high risk plans too, approval.h);
+ * revoke removes the whole record and the approvals counted towards a
+ * learned one (semantic approvals/<scope>). Either way an audit record
+ * consent.granted / consent.revoked {"scope","standing","by":"owner"} is
+ * queued with it. 0, HEARTH_E_INVALID (scope: 1..256 printable characters,
+ * no spaces), -ENOMEM or -EROFS.
+ */
+int hearth_consent_owner(hearth_store *st, const char *scope, bool grant, int64_t now_ms);
+/*
+ * Every committed scope with its standing and counts, for hearthctl consent:
+ * [{"scope","standing","by","at","grants","approved","denied"}] ("approved"
+ * and "denied" where approvals are counted). 0 or a negative error.
+ */
+int hearth_consents_list(hearth_store *st, cJSON **out);
+
 #endif

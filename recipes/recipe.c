@@ -509,7 +509,7 @@ hearth_recipe_mode_name(enum hearth_recipe_mode m)
 }
 
 const char *
-hearth_recipe_approval_name(enum hearth_approval a)
+hearth_recipe_approval_name(enum hearth_approval_policy a)
 {
 	return a == HEARTH_APPROVAL_ALWAYS  ? "always"
 	       : a == HEARTH_APPROVAL_NEVER ? "never"

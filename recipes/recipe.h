@@ -41,7 +41,7 @@
 #define HEARTH_STEP_TIMEOUT_DEFAULT_MS 10000
 #define HEARTH_SLOT_NAME_MAX           64 /* slot names, and room / string slot values */
 
-enum hearth_approval {
+enum hearth_approval_policy {
 	HEARTH_APPROVAL_AUTO,   /* only when policy says so */
 	HEARTH_APPROVAL_ALWAYS, /* every run asks the owner */
 	HEARTH_APPROVAL_NEVER,  /* never asks (refused instead if policy requires) */
@@ -88,7 +88,7 @@ struct hearth_recipe {
 	int nslots;
 	struct hearth_recipe_step *steps;
 	int nsteps;
-	enum hearth_approval approval;
+	enum hearth_approval_policy approval;
 	char **sentences; /* sentence templates (see above) */
 	int nsentences;
 	enum hearth_recipe_mode mode;
@@ -116,7 +116,7 @@ void hearth_recipe_free(struct hearth_recipe *r);
 /* "single", "restart", "queued" or "parallel". */
 const char *hearth_recipe_mode_name(enum hearth_recipe_mode m);
 /* "auto", "always" or "never". */
-const char *hearth_recipe_approval_name(enum hearth_approval a);
+const char *hearth_recipe_approval_name(enum hearth_approval_policy a);
 
 /* The data classes a recipe may list in consents, NULL-terminated. */
 extern const char *const hearth_recipe_consent_names[];

@@ -58,6 +58,9 @@ static const struct key keys[] = {
         {"plan.retries", K_INT, OFF(step_retries), 0, 10},
         {"plan.retry_backoff_ms", K_INT, OFF(retry_backoff_ms), 10, 60000},
         {"plan.alternatives", K_INT, OFF(plan_alternatives), 1, 8},
+        {"approvals.expiry_s", K_INT, OFF(approval_expiry_s), 5, 86400},
+        {"approvals.ts_window_s", K_INT, OFF(approval_ts_window_s), 5, 86400},
+        {"approvals.preapprove_after", K_INT, OFF(preapprove_after), 0, 100},
         {"plan.weights.latency", K_NUM, OFF(plan_weights[0]), 0, 100},
         {"plan.weights.friction", K_NUM, OFF(plan_weights[1]), 0, 100},
         {"plan.weights.comfort", K_NUM, OFF(plan_weights[2]), 0, 100},
@@ -112,6 +115,9 @@ hearth_config_defaults(struct hearth_config *c)
 	c->step_retries = 2;
 	c->retry_backoff_ms = 500;
 	c->plan_alternatives = 3;
+	c->approval_expiry_s = 120;
+	c->approval_ts_window_s = 300;
+	c->preapprove_after = 3;
 	c->plan_weights[0] = 1.0; /* latency */
 	c->plan_weights[1] = 1.0; /* friction */
 	c->plan_weights[2] = 1.0; /* comfort */

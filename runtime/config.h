@@ -34,6 +34,9 @@ struct hearth_config {
 	double plan_weights[5]; /* plan.weights.*: latency, friction, comfort, privacy, energy */
 	int resume_settle_ms;   /* after a restart: wait for device states before resuming plans */
 	int trace_runs;         /* hearthctl trace: runs of a recipe shown by default */
+	int approval_expiry_s;  /* approvals.expiry_s: how long a request waits */
+	int approval_ts_window_s; /* approvals.ts_window_s: accepted clock skew of a response */
+	int preapprove_after;     /* approvals.preapprove_after: K approvals -> standing */
 	bool store_sync;
 	int maintenance_s;         /* s between maintenance runs (retention, usage check) */
 	int episodes_max_age_days; /* 0: no age limit */

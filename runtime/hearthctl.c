@@ -31,6 +31,7 @@
 
 #include "memory/audit.h"
 #include "memory/backup.h"
+#include "memory/consents.h"
 #include "memory/constraints.h"
 #include "memory/secrets.h"
 #include "memory/episodic.h"
@@ -75,6 +76,7 @@ enum cmd {
 	CMD_PAIR,
 	CMD_UNPAIR,
 	CMD_PAIRS,
+	CMD_CONSENT,
 };
 
 struct ctl {
@@ -101,6 +103,9 @@ struct ctl {
 	const char *pair_name;
 	bool rotate;
 	const char *broker;
+	/* consent: "list", "grant" or "revoke", and the SCOPE */
+	const char *consent_sub;
+	const char *consent_scope;
 };
 
 /* What came of asking the daemon. */
@@ -119,7 +124,8 @@ static const struct {
         {"health", CMD_HEALTH},   {"backup", CMD_BACKUP},   {"restore", CMD_RESTORE},
         {"help", CMD_HELP},       {"audit", CMD_AUDIT},     {"constraints", CMD_CONSTRAINTS},
         {"recipes", CMD_RECIPES}, {"plan", CMD_PLAN},       {"pair", CMD_PAIR},
-        {"unpair", CMD_UNPAIR},   {"pairs", CMD_PAIRS},     {"trace", CMD_TRACE},
+        {"unpair", CMD_UNPAIR},   {"pairs", CMD_PAIRS},     {"consent", CMD_CONSENT},
+        {"trace", CMD_TRACE},
 };
 
 static void
@@ -158,6 +164,11 @@ usage(FILE *f)
 	        "                        NAME; --broker is the broker address put in the payload\n"
 	        "  unpair NAME           forget the phone NAME and its key\n"
 	        "  pairs                 the paired phones and when they were paired (no keys)\n"
+	        "  consent [list]        standing pre-approvals and counted approvals, by scope\n"
+	        "  consent grant SCOPE   the owner pre-approves SCOPE (recipe:ID[/room:ROOM]),\n"
+	        "                        high risk included\n"
+	        "  consent revoke SCOPE  remove SCOPE's pre-approval and its counted approvals:\n"
+	        "                        the question comes back\n"
 	        "  trace RECIPE [--limit N]  the last runs of RECIPE (default: trace.runs of the\n"
 	        "                        daemon's configuration, %d without a daemon), each "
 	        "step's\n"
@@ -310,6 +321,12 @@ parse_args(int argc, char **argv, struct ctl *c)
 			         a);
 		} else if ((c->cmd == CMD_PAIR || c->cmd == CMD_UNPAIR) && !c->pair_name) {
 			c->pair_name = a;
+		} else if (c->cmd == CMD_CONSENT && !c->consent_sub &&
+		           (!strcmp(a, "list") || !strcmp(a, "grant") || !strcmp(a, "revoke"))) {
+			c->consent_sub = a;
+		} else if (c->cmd == CMD_CONSENT && c->consent_sub &&
+		           strcmp(c->consent_sub, "list") && !c->consent_scope) {
+			c->consent_scope = a;
 		} else if (c->cmd == CMD_RECIPES && !c->recipes_sub && !strcmp(a, "validate")) {
 			c->recipes_sub = a;
 		} else if (c->cmd == CMD_RECIPES && c->recipes_sub && !c->recipes_arg) {
@@ -346,6 +363,10 @@ parse_args(int argc, char **argv, struct ctl *c)
 		return usage_error(
 		        "\"%.80s\" is not a valid name: 1-64 characters of A-Z a-z 0-9 _ . -",
 		        c->pair_name);
+	if (c->cmd == CMD_CONSENT && c->consent_sub && strcmp(c->consent_sub, "list") &&
+	    !c->consent_scope)
+		return usage_error("consent %s needs a SCOPE, e.g. recipe:door.unlock/room:hallway",
+		                   c->consent_sub);
 	if (c->rotate && c->cmd != CMD_PAIR)
 		return usage_error("%s only goes with pair", "--rotate");
 	if (c->broker && c->cmd != CMD_PAIR)
@@ -2463,6 +2484,127 @@ out:
 	return rc;
 }
 
+/* ==== Consents ==== */
+
+static int
+print_consents(const struct ctl *c, const cJSON *list)
+{
+	struct table t = {
+	        .ncols = 5,
+	        .head = {"SCOPE", "STANDING", "BY", "SINCE", "APPROVED/DENIED"},
+	        .max = {64, 8, 24, 20, 0},
+	};
+	const cJSON *e;
+	int err = 0;
+
+	if (c->json)
+		return print_json(list);
+	if (!cJSON_GetArraySize(list)) {
+		printf("no consents and no counted approvals\n");
+		return 0;
+	}
+	cJSON_ArrayForEach(e, list)
+	{
+		struct hearth_strbuf b[5] = {{0}};
+
+		hearth_strbuf_addf(&b[0], "%s", str_or(e, "scope", "?"));
+		hearth_strbuf_addf(&b[1], "%s",
+		                   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "standing"))
+		                           ? "yes"
+		                           : "no");
+		hearth_strbuf_addf(&b[2], "%s", str_or(e, "by", "-"));
+		sb_local_time(&b[3], num_or(e, "at", 0));
+		if (cJSON_GetObjectItemCaseSensitive(e, "approved"))
+			hearth_strbuf_addf(&b[4], "%.0f/%.0f", num_or(e, "approved", 0),
+			                   num_or(e, "denied", 0));
+		else
+			hearth_strbuf_addf(&b[4], "-");
+		if ((err = table_add(&t, b)))
+			break;
+	}
+	return table_done(&t, err);
+}
+
+/*
+ * consent [list] / grant SCOPE / revoke SCOPE: through the daemon when it
+ * runs (one writer of the audit chain); otherwise on the store itself.
+ */
+static int
+cmd_consent(const struct ctl *c)
+{
+	const char *sub = c->consent_sub ? c->consent_sub : "list";
+	bool change = strcmp(sub, "list") != 0;
+	struct hearth_store_opts o = {.dir = c->dir, .read_only = !change};
+	cJSON *req = cJSON_CreateObject(), *result = NULL;
+	hearth_store *st = NULL;
+	char why[512] = "";
+	int rc = 1, err;
+
+	if (!req ||
+	    !cJSON_AddStringToObject(req, "cmd",
+	                             !change                 ? "consents"
+	                             : !strcmp(sub, "grant") ? "consent.grant"
+	                                                     : "consent.revoke") ||
+	    (change && !cJSON_AddStringToObject(req, "scope", c->consent_scope))) {
+		fail("out of memory");
+		goto out;
+	}
+	switch (daemon_call(c->dir, req, &result)) {
+	case CALL_OK:
+		break;
+	case CALL_NO_DAEMON:
+		o.read_only = true; /* a mistyped --data must not create a store */
+		err = hearth_store_open(&o, &st, why, sizeof(why));
+		if (!err && change) {
+			hearth_store_close(st);
+			st = NULL;
+			o.read_only = false;
+			err = hearth_store_open(&o, &st, why, sizeof(why));
+		}
+		if (err) {
+			fail("hearthd is not running and the store cannot be opened: %s", why);
+			goto out;
+		}
+		if (change) {
+			fprintf(stderr,
+			        "hearthctl: hearthd is not running; changing the store in %s\n",
+			        c->dir);
+			err = hearth_consent_owner(st, c->consent_scope, !strcmp(sub, "grant"),
+			                           (int64_t)time(NULL) * 1000);
+			if (err == HEARTH_E_INVALID) {
+				fail("\"%.80s\" is not a scope: 1-256 printable characters, no "
+				     "spaces",
+				     c->consent_scope);
+				goto out;
+			}
+			if (!err)
+				err = hearth_store_flush(st, why, sizeof(why));
+			if (err) {
+				fail("consent %s %s: %s", sub, c->consent_scope,
+				     why[0] ? why : hearth_strerror(err));
+				goto out;
+			}
+		}
+		if ((err = hearth_consents_list(st, &result))) {
+			fail("reading the consents: %s", hearth_strerror(err));
+			goto out;
+		}
+		break;
+	default:
+		goto out;
+	}
+	if (change && !c->json)
+		printf("%s: %s\n", c->consent_scope,
+		       !strcmp(sub, "grant") ? "pre-approved by the owner"
+		                             : "pre-approval and counted approvals removed");
+	rc = print_consents(c, result);
+out:
+	hearth_store_close(st);
+	cJSON_Delete(result);
+	cJSON_Delete(req);
+	return rc;
+}
+
 /* ==== Recipes ==== */
 
 /*
@@ -2687,6 +2829,8 @@ main(int argc, char **argv)
 		return cmd_recipes(&c);
 	if (c.cmd == CMD_PAIR || c.cmd == CMD_UNPAIR || c.cmd == CMD_PAIRS)
 		return cmd_pair(&c);
+	if (c.cmd == CMD_CONSENT)
+		return cmd_consent(&c);
 
 	req = make_request(&c);
 	if (!req) {

@@ -10,6 +10,7 @@
  */
 #include "runtime/hub.h"
 
+#include "agents/approval/approval.h"
 #include "agents/context/context.h"
 #include "agents/orchestrator/orchestrator.h"
 #include "agents/plan.h"
@@ -17,6 +18,7 @@
 #include "hearth_config.h"
 #include "memory/audit.h"
 #include "memory/backup.h"
+#include "memory/secrets.h"
 #include "memory/consents.h"
 #include "memory/constraints.h"
 #include "memory/episodic.h"
@@ -74,6 +76,9 @@ struct hearth_hub {
 	hearth_context *ctx;
 	hearth_orch *orch;
 	hearth_resource *res;
+	hearth_approval *appr; /* plans waiting for the owner's approval */
+	int appr_timer;
+	int64_t appr_due;
 	char prefix[96]; /* hearth/<home> */
 	size_t prefix_len;
 	char status_topic[112];
@@ -388,6 +393,53 @@ route_out(hearth_hub *h, hearth_msg *m)
 		hearth_free(text);
 		return;
 	}
+	case HEARTH_MSG_APPROVAL_REQUEST:
+		snprintf(topic, sizeof(topic), "%s/approval/%s/request", h->prefix, m->id);
+		publish_json(h, topic, m->body, false, NULL, 0);
+		return;
+	case HEARTH_MSG_AUDIT: {
+		const char *event = NULL;
+
+		if (hearth_json_get_str(m->body, "event", &event))
+			return;
+		{
+			char kind[64];
+
+			snprintf(kind, sizeof(kind), "%s", event);
+			cJSON_DeleteItemFromObjectCaseSensitive(m->body, "event");
+			audit(h, kind, m->id, m->body);
+			m->body = NULL; /* audit() freed it */
+		}
+		return;
+	}
+	case HEARTH_MSG_CONSENT: {
+		const char *scope = NULL, *by = NULL;
+		int rc = HEARTH_E_INVALID;
+
+		if (!hearth_json_get_str(m->body, "scope", &scope) &&
+		    !hearth_json_get_str(m->body, "by", &by))
+			rc = hearth_consent_set_standing(
+			        h->store, scope,
+			        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m->body, "standing")),
+			        by, hearth_wall_ms());
+		if (rc)
+			LOG_ERR("hub", "consent not recorded: %s", hearth_strerror(rc));
+		return;
+	}
+	case HEARTH_MSG_SEMANTIC: {
+		const char *kind = NULL, *name = NULL;
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(m->body, "value");
+		char *text = v && !cJSON_IsNull(v) ? hearth_json_print(v) : NULL;
+		int rc = HEARTH_E_INVALID;
+
+		if (!hearth_json_get_str(m->body, "kind", &kind) &&
+		    !hearth_json_get_str(m->body, "name", &name))
+			rc = hearth_semantic_put_json(h->store, kind, name, text);
+		if (rc)
+			LOG_ERR("hub", "semantic record not written: %s", hearth_strerror(rc));
+		hearth_free(text);
+		return;
+	}
 	case HEARTH_MSG_FLAG_CHANGED:
 		return; /* for the agents; nothing to put on the wire yet */
 	case HEARTH_MSG_DRIFT:
@@ -425,11 +477,25 @@ route(void *ud, hearth_msg *m)
 		hearth_orch_handle(h->orch, m, &now, &h->out);
 		break;
 	case HEARTH_MSG_PLAN:
+		/* a plan to ask about; an approved one (approver set) goes on to run */
+		if (m->plan && m->plan->state == HEARTH_PLAN_AWAITING_APPROVAL &&
+		    !m->plan->approver[0]) {
+			hearth_approval_handle(h->appr, m, &now, &h->out);
+			break;
+		}
+		if (m->plan && m->plan->preapproved && !m->plan->approver[0])
+			hearth_approval_count_preapproved(h->appr, &now, &h->out);
+		hearth_resource_handle(h->res, m, &now, &h->out);
+		break;
 	case HEARTH_MSG_DEVICE_CHANGED:
 		hearth_resource_handle(h->res, m, &now, &h->out);
 		break;
+	case HEARTH_MSG_APPROVAL_RESPONSE:
+		hearth_approval_handle(h->appr, m, &now, &h->out);
+		break;
 	case HEARTH_MSG_INTENT_REPLY:
 	case HEARTH_MSG_PLAN_EVENT:
+	case HEARTH_MSG_APPROVAL_REQUEST:
 		/* Said only once the turn's journal and episodes are committed: a
 		 * reply "running" must not outlive a crash that loses the plan. */
 		hearth_post(&h->later_out, m);
@@ -637,21 +703,20 @@ on_device_msg(hearth_hub *h, const struct hearth_mqtt_msg *mm, const char *rest)
 
 /*
  * <p>/approval/<plan_id>/response: the plan id must be an id, the payload
- * JSON, and the approver within its rate limit, before anything else looks
- * at it. No plan waits for an approval yet (the approval flow is still to
- * come), so a response that passes is answered that no plan awaits it.
+ * JSON, and the approver within its rate limit, before the approval agent
+ * looks at it (approval.h: it checks the rest).
  */
 static void
 on_approval_msg(hearth_hub *h, const struct hearth_mqtt_msg *mm, const char *rest)
 {
+	hearth_msg m = {.type = HEARTH_MSG_APPROVAL_RESPONSE};
 	const char *slash = strchr(rest, '/');
 	char why[192];
-	cJSON *body;
 	int rc;
 
 	if (!slash || strcmp(slash + 1, "response"))
 		return; /* our own requests */
-	if (!hearth_id_valid(rest, (size_t)(slash - rest))) {
+	if (slash - rest > HEARTH_ID_MAX || !hearth_id_valid(rest, (size_t)(slash - rest))) {
 		post_in_error(h, "bad_request", mm->topic,
 		              "plan ids are 1-64 characters of A-Z a-z 0-9 _ . -");
 		return;
@@ -660,22 +725,22 @@ on_approval_msg(hearth_hub *h, const struct hearth_mqtt_msg *mm, const char *res
 		post_in_error(h, "bad_request", mm->topic, "empty approval response");
 		return;
 	}
-	rc = hearth_json_parse(mm->payload, (size_t)mm->len, &body, why, sizeof(why));
+	memcpy(m.id, rest, (size_t)(slash - rest));
+	rc = hearth_json_parse(mm->payload, (size_t)mm->len, &m.body, why, sizeof(why));
 	if (rc) {
 		post_in_error(h, rc == HEARTH_E_BAD_JSON ? "bad_json" : "internal", mm->topic,
 		              rc == HEARTH_E_BAD_JSON ? why : "out of memory");
 		return;
 	}
-	if (!cJSON_IsObject(body))
+	if (!cJSON_IsObject(m.body))
 		post_in_error(h, "bad_request", mm->topic, "an approval response is a JSON object");
-	else if (rate_ok(h, h->approval_rl, body, "approver", "approval responses",
+	else if (rate_ok(h, h->approval_rl, m.body, "approver", "approval responses",
 	                 h->cfg->approval_rate, h->cfg->approval_burst, mm->topic, why,
 	                 sizeof(why))) {
-		snprintf(why, sizeof(why), "no plan awaits approval as %.*s", (int)(slash - rest),
-		         rest);
-		post_in_error(h, "bad_request", mm->topic, why);
+		hearth_post(&h->out, &m);
+		return;
 	}
-	cJSON_Delete(body);
+	cJSON_Delete(m.body);
 }
 
 static void
@@ -890,6 +955,31 @@ on_res_timer(void *ud)
 	hearth_resource_tick(h->res, &now, &h->out);
 }
 
+static void
+on_appr_timer(void *ud)
+{
+	hearth_hub *h = ud;
+	hearth_now now = now_of();
+
+	h->appr_timer = 0;
+	h->appr_due = INT64_MAX;
+	hearth_approval_tick(h->appr, &now, &h->out);
+}
+
+/* Keep a timer at an agent's next deadline: *timer / *due are its state. */
+static void
+rearm(hearth_hub *h, int64_t due, int *timer, int64_t *cur, void (*fn)(void *))
+{
+	if (due == *cur)
+		return;
+	if (*timer > 0)
+		hearth_loop_timer_cancel(h->loop, *timer);
+	*timer = 0;
+	if (due != INT64_MAX)
+		*timer = hearth_loop_timer(h->loop, due, fn, h);
+	*cur = due;
+}
+
 /* Write what libmosquitto holds now, rather than a wakeup later. */
 static void
 flush_mqtt(hearth_hub *h)
@@ -925,14 +1015,9 @@ on_turn(void *ud)
 	if (h->mqtt_fd >= 0)
 		watch_mqtt(h);
 	due = hearth_resource_next_deadline(h->res);
-	if (due != h->res_due) {
-		if (h->res_timer > 0)
-			hearth_loop_timer_cancel(h->loop, h->res_timer);
-		h->res_timer = 0;
-		if (due != INT64_MAX)
-			h->res_timer = hearth_loop_timer(h->loop, due, on_res_timer, h);
-		h->res_due = due;
-	}
+	rearm(h, due, &h->res_timer, &h->res_due, on_res_timer);
+	rearm(h, hearth_approval_next_deadline(h->appr), &h->appr_timer, &h->appr_due,
+	      on_appr_timer);
 }
 
 /* Retention (episodes by age, the audit chain) and a look at store usage. */
@@ -1300,6 +1385,51 @@ add_approver(void *ud, const char *name, int64_t paired_at)
  * "rotate". unpair {"name"}. pairs: names and pairing times, no key. The
  * daemon does it so the audit chain has one writer.
  */
+/*
+ * consents: every scope with its standing and counted approvals.
+ * consent.grant / consent.revoke {"scope"}: the owner's word (consents.h),
+ * committed and audited before the answer, which is the new list. The
+ * orchestrator reads standing pre-approvals at plan time, so it applies from
+ * the next intent.
+ */
+static cJSON *
+ctl_consent(hearth_hub *h, const char *cmd, const cJSON *req, char *err, size_t err_len)
+{
+	const char *scope = NULL;
+	cJSON *list = NULL;
+	int rc;
+
+	if (strcmp(cmd, "consents")) {
+		if (hearth_json_get_str(req, "scope", &scope)) {
+			snprintf(err, err_len, "%s needs \"scope\", e.g. recipe:door.unlock", cmd);
+			return NULL;
+		}
+		rc = hearth_consent_owner(h->store, scope, !strcmp(cmd, "consent.grant"),
+		                          hearth_wall_ms());
+		if (rc == HEARTH_E_INVALID) {
+			snprintf(err, err_len,
+			         "\"%.80s\" is not a scope: 1-256 printable characters, no spaces "
+			         "(recipe:<id>, recipe:<id>/room:<room>, class:<class>/<consumer>)",
+			         scope);
+			return NULL;
+		}
+		if (rc || (rc = hearth_store_flush(h->store, err, err_len))) {
+			if (!err[0])
+				snprintf(err, err_len, "%s %s: %s", cmd, scope,
+				         hearth_strerror(rc));
+			return NULL;
+		}
+		LOG_INFO("hub", "consent %s %s by the owner",
+		         strcmp(cmd, "consent.grant") ? "revoked for" : "granted for", scope);
+	}
+	rc = hearth_consents_list(h->store, &list);
+	if (rc) {
+		snprintf(err, err_len, "reading the consents: %s", hearth_strerror(rc));
+		return NULL;
+	}
+	return list;
+}
+
 static cJSON *
 ctl_pair(hearth_hub *h, const char *cmd, const cJSON *req, char *err, size_t err_len)
 {
@@ -1442,6 +1572,9 @@ ctl_handle(void *ud, const char *cmd, const cJSON *req, char *err, size_t err_le
 		return ctl_recipes(h);
 	if (!strcmp(cmd, "pair") || !strcmp(cmd, "unpair") || !strcmp(cmd, "pairs"))
 		return ctl_pair(h, cmd, req, err, err_len);
+	if (!strcmp(cmd, "consents") || !strcmp(cmd, "consent.grant") ||
+	    !strcmp(cmd, "consent.revoke"))
+		return ctl_consent(h, cmd, req, err, err_len);
 	if (!strcmp(cmd, "devices")) {
 		cJSON *arr = cJSON_CreateArray();
 
@@ -1474,7 +1607,8 @@ ctl_handle(void *ud, const char *cmd, const cJSON *req, char *err, size_t err_le
 		return ctl_trace(h, req, err, err_len);
 	snprintf(err, err_len,
 	         "unknown command \"%.40s\" (try: status, devices, episodes, trace, health, "
-	         "constraints, recipes, pair, unpair, pairs)",
+	         "constraints, recipes, pair, unpair, pairs, consents, consent.grant, "
+	         "consent.revoke)",
 	         cmd);
 	return NULL;
 }
@@ -1622,6 +1756,11 @@ replay_plan(void *ud, const char *key, const char *json, size_t len)
 		hearth_journal_del(h->store, key);
 		return 0;
 	}
+	if (p->state == HEARTH_PLAN_AWAITING_APPROVAL) {
+		LOG_INFO("hub", "plan %s (%s) waits for an approval again", p->id, p->intent);
+		hearth_approval_restore(h->appr, p, &now, &h->out);
+		return 0;
+	}
 	LOG_WARN("hub", "plan %s (%s) was %s when hearthd stopped: taking it up again", p->id,
 	         p->intent, hearth_plan_state_name(p->state));
 	hearth_resource_restore(h->res, p, &now, &h->out);
@@ -1663,6 +1802,83 @@ plan_mem_preference(void *ud, const char *recipe, const char *device)
 		pref = x->valuedouble;
 	cJSON_Delete(v);
 	return pref;
+}
+
+static bool
+plan_mem_preapproved(void *ud, const char *scope, char *by, size_t by_len)
+{
+	struct hearth_hub *h = ud;
+	cJSON *rec = NULL;
+	const char *who = NULL;
+	bool standing;
+
+	if (hearth_consent_get(h->store, scope, &rec))
+		return false;
+	standing = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "standing"));
+	if (standing && !hearth_json_get_str(rec, "by", &who))
+		snprintf(by, by_len, "%s", who);
+	cJSON_Delete(rec);
+	return standing;
+}
+
+/* ==== What the approval agent reads (approval.h) ==== */
+
+static int
+appr_key(void *ud, const char *approver, uint8_t key[32])
+{
+	struct hearth_hub *h = ud;
+
+	return hearth_secrets_approver_key(h->store, approver, key);
+}
+
+static int
+appr_random(void *ud, void *buf, size_t n)
+{
+	(void)ud;
+	return hearth_random(buf, n);
+}
+
+/* A generic semantic record's object, or NULL. */
+static cJSON *
+sem_obj(hearth_hub *h, const char *kind, const char *name)
+{
+	char *text = NULL;
+	cJSON *v = NULL;
+
+	if (!hearth_semantic_get_json(h->store, kind, name, &text, NULL)) {
+		v = cJSON_Parse(text);
+		hearth_free(text);
+	}
+	return v;
+}
+
+static int
+sem_int(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return cJSON_IsNumber(v) ? (int)v->valuedouble : 0;
+}
+
+static void
+appr_counts(void *ud, const char *scope, int *approved, int *denied)
+{
+	cJSON *v = sem_obj(ud, "approvals", scope);
+
+	*approved = sem_int(v, "approved");
+	*denied = sem_int(v, "denied");
+	cJSON_Delete(v);
+}
+
+static void
+appr_friction(void *ud, const char *week, int *requests, int *taps, int *preapproved)
+{
+	cJSON *v = sem_obj(ud, "friction", week);
+
+	*requests = sem_int(v, "requests");
+	*taps = sem_int(v, "taps");
+	*preapproved = sem_int(v, "preapproved");
+	cJSON_Delete(v);
 }
 
 static const char *
@@ -1736,7 +1952,7 @@ hearth_hub_new(const struct hearth_config *cfg, hearth_hub **out, char *why, siz
 		return -ENOMEM;
 	h->cfg = cfg;
 	h->lock_fd = h->sig_fd = h->mqtt_fd = -1;
-	h->res_due = INT64_MAX;
+	h->res_due = h->appr_due = INT64_MAX;
 	h->reconnect_ms = RECONNECT_MIN_MS;
 	h->started_mono = hearth_mono_ms();
 	snprintf(h->prefix, sizeof(h->prefix), "hearth/%s", cfg->home);
@@ -1784,7 +2000,21 @@ hearth_hub_new(const struct hearth_config *cfg, hearth_hub **out, char *why, siz
 		struct hearth_orch_memory mem = {.device = plan_mem_device,
 		                                 .preference = plan_mem_preference,
 		                                 .holder = plan_mem_holder,
+		                                 .preapproved = plan_mem_preapproved,
 		                                 .ud = h};
+		struct hearth_approval_opts ao = {
+		        .expiry_ms = cfg->approval_expiry_s * 1000,
+		        .ts_window_ms = cfg->approval_ts_window_s * 1000,
+		        .preapprove_after = cfg->preapprove_after,
+		};
+		struct hearth_approval_hooks ah = {.key = appr_key,
+		                                   .random = appr_random,
+		                                   .counts = appr_counts,
+		                                   .friction = appr_friction,
+		                                   .ud = h};
+
+		if ((rc = hearth_approval_new(&ao, &ah, &h->appr)))
+			goto fail_msg;
 
 		memcpy(sc.weights, cfg->plan_weights, sizeof(sc.weights));
 		hearth_orch_set_scoring(h->orch, &sc);
@@ -1918,6 +2148,7 @@ hearth_hub_free(hearth_hub *h)
 	hearth_eco_free(h->eco);
 	hearth_mqtt_free(h->mqtt);
 	hearth_resource_free(h->res);
+	hearth_approval_free(h->appr);
 	hearth_orch_free(h->orch);
 	hearth_context_free(h->ctx);
 	hearth_bus_free(h->bus);

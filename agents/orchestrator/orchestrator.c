@@ -501,18 +501,18 @@ write_rationale(hearth_orch *o, const struct hearth_recipe *r, struct hearth_pla
 
 /*
  * Apply the hard rules to the bound plan: forbidden steps go, capped values
- * are clamped, and the rationale notes say which rule did it. There is no
- * approval flow yet, so an approval_lifts rule is as hard as the others
- * (can_approve false). Returns 0 to go on (with the steps that need an
- * approval in *approvals), 1 when the rules leave no step (the reason in
- * why), or -ENOMEM.
+ * are clamped, and the rationale notes say which rule did it. When the
+ * recipe may ask for approvals (can_approve), an approval_lifts rule marks
+ * the steps instead of dropping them. Returns 0 to go on (with the steps
+ * that need an approval in *approvals), 1 when the rules leave no step (the
+ * reason in why), or -ENOMEM.
  */
 static int
-apply_policy(hearth_orch *o, struct hearth_plan *p, const hearth_now *now,
+apply_policy(hearth_orch *o, struct hearth_plan *p, bool can_approve, const hearth_now *now,
              struct hearth_strbuf *notes, int *approvals, char *why, size_t wl)
 {
 	struct hearth_policy_env env = {
-	        .ctx = o->ctx, .local_minute = now->local_minute, .can_approve = false};
+	        .ctx = o->ctx, .local_minute = now->local_minute, .can_approve = can_approve};
 	struct hearth_policy_result res;
 	int rc;
 
@@ -860,8 +860,6 @@ score(const hearth_orch *o, struct cand *c)
 			npref++;
 		}
 	}
-	if (c->r->approval == HEARTH_APPROVAL_ALWAYS)
-		c->approvals++;
 	target = c->r->target_latency_ms > 0 ? c->r->target_latency_ms : DEFAULT_TARGET_MS;
 	c->u[HEARTH_SCORE_LATENCY] = target / (target + c->est_ms);
 	c->u[HEARTH_SCORE_FRICTION] = 1.0 / (1.0 + c->approvals);
@@ -1039,6 +1037,111 @@ why_chosen(const hearth_orch *o, const struct cand *win, const struct cand *next
 	hearth_strbuf_addf(t, ". ");
 }
 
+/* ==== Risk and approval ==== */
+
+#define HEAT_CAP_C 24.0 /* a heating setpoint above it is medium risk */
+
+/* The risk of one acting step, and a few words saying why (for the rationale). */
+static enum hearth_risk
+step_risk(const hearth_orch *o, const struct hearth_step *st, char *why, size_t wl)
+{
+	const struct hearth_device *d = hearth_context_device(o->ctx, st->device);
+	const char *label = d ? dev_label(d) : st->device;
+	const cJSON *v;
+
+	if (st->state == HEARTH_STEP_SKIPPED)
+		return HEARTH_RISK_LOW;
+	if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(st->args, "locked"))) {
+		snprintf(why, wl, "it unlocks %s", label);
+		return HEARTH_RISK_HIGH;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(st->args, "position");
+	if (cJSON_IsNumber(v) && v->valuedouble > 0 && d && d->kind &&
+	    (!strcmp(d->kind, "garage") || !strcmp(d->kind, "gate"))) {
+		snprintf(why, wl, "it opens %s", label);
+		return HEARTH_RISK_HIGH;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(st->args, "setpoint");
+	if (cJSON_IsNumber(v) && v->valuedouble > HEAT_CAP_C) {
+		snprintf(why, wl, "it heats %s to %g °C, above %g °C", label, v->valuedouble,
+		         HEAT_CAP_C);
+		return HEARTH_RISK_MEDIUM;
+	}
+	return HEARTH_RISK_LOW;
+}
+
+/*
+ * Does the candidate need the owner's approval, and does a standing
+ * pre-approval cover it? Sets p->risk, needs_approval, preapproved,
+ * approval_scope, c->approvals (requests it will make: 0 or 1) and a
+ * rationale sentence. Returns 0, or 1 when the candidate cannot run (c->code
+ * set: its recipe never asks, or -ENOMEM with c->code NULL).
+ */
+static int
+decide_approval(hearth_orch *o, struct cand *c)
+{
+	struct hearth_plan *p = c->p;
+	const cJSON *room = cJSON_GetObjectItemCaseSensitive(p->slots, "room");
+	char why[160] = "", by[HEARTH_ID_MAX + 1] = "";
+	bool pre = false, acting = false;
+
+	p->risk = HEARTH_RISK_LOW;
+	for (int i = 0; i < p->nsteps; i++) {
+		acting = acting || p->steps[i].state != HEARTH_STEP_SKIPPED;
+		char w[160];
+		enum hearth_risk rk = step_risk(o, &p->steps[i], w, sizeof(w));
+
+		if (rk > p->risk) {
+			p->risk = rk;
+			memcpy(why, w, sizeof(why));
+		}
+	}
+	if (c->approvals > 0 && p->risk < HEARTH_RISK_MEDIUM) {
+		p->risk = HEARTH_RISK_MEDIUM;
+		snprintf(why, sizeof(why), "a hard rule asks for it");
+	}
+	if (c->r->approval == HEARTH_APPROVAL_ALWAYS && !why[0])
+		snprintf(why, sizeof(why), "its recipe always asks");
+	/* a plan with nothing to do asks nobody */
+	p->needs_approval =
+	        acting && (c->r->approval == HEARTH_APPROVAL_ALWAYS || p->risk > HEARTH_RISK_LOW);
+	c->approvals = 0;
+	if (!p->needs_approval)
+		return 0;
+	if (c->r->approval == HEARTH_APPROVAL_NEVER) {
+		c->code = "forbidden";
+		snprintf(c->why, sizeof(c->why),
+		         "%s would need the owner's approval (%s, risk %s), and its recipe never "
+		         "asks for one",
+		         c->r->id, why, hearth_risk_name(p->risk));
+		return 1;
+	}
+	snprintf(p->approval_scope, sizeof(p->approval_scope), "recipe:%s%s%.64s", c->r->id,
+	         cJSON_IsString(room) ? "/room:" : "",
+	         cJSON_IsString(room) ? room->valuestring : "");
+	if (o->mem.preapproved)
+		pre = o->mem.preapproved(o->mem.ud, p->approval_scope, by, sizeof(by));
+	/* High risk is never learned: only the owner's own standing grant covers it. */
+	if (pre && p->risk == HEARTH_RISK_HIGH && strcmp(by, "owner"))
+		pre = false;
+	if (pre) {
+		p->preapproved = true;
+		hearth_strbuf_addf(
+		        &c->notes,
+		        "Pre-approved: it would need the owner's approval (%s, risk %s), "
+		        "and the standing pre-approval of %s (set by %s) covers it. ",
+		        why, hearth_risk_name(p->risk), p->approval_scope, by[0] ? by : "?");
+	} else {
+		c->approvals = 1;
+		hearth_strbuf_addf(
+		        &c->notes,
+		        "Needs the owner's approval: %s (risk %s); nothing is done before "
+		        "it. ",
+		        why, hearth_risk_name(p->risk));
+	}
+	return c->notes.oom ? 1 : 0;
+}
+
 /* ==== Candidates ==== */
 
 /* Findings for a candidate expected to miss its recipe's targets. */
@@ -1085,14 +1188,16 @@ build_cand(hearth_orch *o, struct cand *c, const hearth_now *now)
 		         c->notes.len ? ". " : "", c->notes.buf ? c->notes.buf : "");
 		return 0;
 	}
-	rc = apply_policy(o, c->p, now, &c->notes, &c->approvals, c->why, sizeof(c->why));
+	rc = apply_policy(o, c->p, c->r->approval != HEARTH_APPROVAL_NEVER, now, &c->notes,
+	                  &c->approvals, c->why, sizeof(c->why));
 	if (rc < 0)
 		return rc;
 	if (rc) {
 		c->code = "forbidden";
 		return 0;
 	}
-	c->approvals = c->approvals > 0; /* one request covers the plan */
+	if (decide_approval(o, c))
+		return c->code ? 0 : -ENOMEM;
 	if (critique(o, c->r, c->p, &c->notes))
 		return -ENOMEM;
 	link_after(c->r, c->p);
@@ -1364,17 +1469,8 @@ on_intent(hearth_orch *o, hearth_msg *m, const hearth_now *now, const hearth_out
 		goto oom;
 	p->rationale = rationale.buf;
 	rationale.buf = NULL;
-	if (win->r->approval == HEARTH_APPROVAL_ALWAYS && !p->preview) {
-		/* DESIGN 5: nothing of a plan that needs approval runs before a
-		 * valid one. The phone approval flow is not built yet, so such a
-		 * plan is refused (a preview still shows it). */
-		snprintf(why, sizeof(why),
-		         "%s needs the owner's approval, and this hub cannot ask for one yet: "
-		         "nothing was done",
-		         win->r->id);
-		hearth_orch_refuse(m, "forbidden", why, out);
-		goto done;
-	}
+	if (p->needs_approval && !p->preapproved && !p->preview)
+		p->state = HEARTH_PLAN_AWAITING_APPROVAL; /* the approval agent takes it */
 	p->reply = m->reply;
 	memset(&m->reply, 0, sizeof(m->reply));
 	if (p->preview) {

@@ -6,7 +6,12 @@
  * from the context agent's registry), drops what already holds, applies the
  * hard rules, critiques, scores the candidate plans (every serving recipe,
  * and every device a "pick": "one" step could use), keeps the best and
- * writes the rationale. A preview is answered at once (INTENT_REPLY); otherwise the
+ * writes the rationale. A plan that needs the owner's approval (its recipe
+ * says "always", a step is medium or high risk, or a hard rule lets an
+ * approval lift it) and that no standing pre-approval covers goes out as a
+ * PLAN in state awaiting_approval, for the approval agent (approval.h).
+ * Risk: unlocking a lock and opening a garage or gate are high; a heating
+ * setpoint above 24 °C is medium; everything else is low. A preview is answered at once (INTENT_REPLY); otherwise the
  * plan goes to the resource agent (PLAN). Refusals answer with an error
  * reply and an ERROR message.
  */
@@ -56,6 +61,10 @@ struct hearth_orch_memory {
 	/* The running plan that holds device (its id, valid until the next
 	 * message), or NULL. */
 	const char *(*holder)(void *ud, const char *device);
+	/* Does a standing pre-approval cover the consent scope ("recipe:<id>"
+	 * or "recipe:<id>/room:<room>")? Who set it goes into by ("owner" when
+	 * granted with hearthctl consent grant). */
+	bool (*preapproved)(void *ud, const char *scope, char *by, size_t by_len);
 	void *ud;
 };
 

@@ -133,6 +133,9 @@ post_reply(struct hearth_plan *p, const hearth_outbox *out)
 {
 	hearth_msg m = {.type = HEARTH_MSG_INTENT_REPLY};
 
+	if (p->replied) /* answered when it began to wait for an approval */
+		return;
+	p->replied = true;
 	memcpy(m.id, p->intent_id, sizeof(m.id));
 	m.body = hearth_plan_reply_json(p);
 	m.reply = p->reply; /* the reply is sent once: the address moves with it */

@@ -181,9 +181,9 @@ class BrokerAclTest(harness.TestCase):
         phone.publish(f"{P}/intent", {"id": "acl-phone", "intent": "mode.away"})
         phone.publish(f"{P}/device/lamp-1/set", {"on": True})
         phone.publish(f"{P}/approval/p-9/response",
-                      {"decision": "approve", "approver": "phone-1", "nonce": "00", "ts": 1,
-                       "mac": "00"})
-        mon.wait(f"{P}/error", lambda p: b"no plan awaits approval as p-9" in p)
+                      {"decision": "approve", "approver": "phone-1", "nonce": "0" * 32,
+                       "ts": int(time.time() * 1000), "mac": "0" * 64})
+        mon.wait(f"{P}/error", lambda p: b"unknown_plan" in p and b"approval/p-9" in p)
         # The last publish came through, so the earlier ones had their turn.
         time.sleep(0.5)
         self.assertEqual(len(tv.seen("#")), n_tv, tv.seen("#")[n_tv:])

@@ -747,24 +747,44 @@ test_slot_values_fill_args(void **state)
 	assert_json(step_on(p, "lamp")->args, "{\"on\":true,\"brightness\":30}");
 }
 
-/* A recipe that always needs approval never runs while approvals cannot be
- * asked for: refused, though a preview still shows what it would do. */
+/* Unlocking is high risk: the plan goes out awaiting the owner's approval
+ * (the approval agent asks and answers the intent), a preview shows it. */
 static void
-test_approval_always_refused(void **state)
+test_approval_needed_plan_waits(void **state)
 {
 	struct fx *f = *state;
+	struct hearth_plan *p;
 	hearth_msg *r;
 
-	device(f, "door", "{\"room\":\"hallway\",\"capabilities\":[\"lock.lock\"]}",
+	device(f, "door",
+	       "{\"room\":\"hallway\",\"name\":\"Front door\",\"capabilities\":[\"lock.lock\"]}",
 	       "{\"locked\":true}");
 	intent(f, "i-1", "{\"intent\":\"door.unlock\",\"slots\":{\"room\":\"hallway\"}}");
-	assert_contains(assert_refused(f, "i-1", "forbidden"), "approval");
-	assert_int_equal(sink_count(&f->sink, HEARTH_MSG_PLAN), 0);
+	assert_int_equal(f->sink.n, 1); /* the PLAN only: no reply, no command */
+	p = the_plan(f);
+	assert_int_equal(p->state, HEARTH_PLAN_AWAITING_APPROVAL);
+	assert_true(p->needs_approval);
+	assert_false(p->preapproved);
+	assert_int_equal(p->risk, HEARTH_RISK_HIGH);
+	assert_string_equal(p->approval_scope, "recipe:door.unlock/room:hallway");
+	assert_contains(p->rationale,
+	                "Needs the owner's approval: it unlocks Front door (risk high); nothing "
+	                "is done before it.");
 	sink_reset(&f->sink);
 	intent(f, "i-2",
 	       "{\"intent\":\"door.unlock\",\"slots\":{\"room\":\"hallway\"},\"preview\":true}");
 	r = sink_nth(&f->sink, HEARTH_MSG_INTENT_REPLY, 0);
 	assert_string_equal(jstr(r->body, "state"), "previewed");
+	assert_string_equal(jstr(r->body, "risk"), "high");
+	assert_json(cJSON_GetObjectItemCaseSensitive(r->body, "approval"),
+	            "{\"preapproved\":false,\"scope\":\"recipe:door.unlock/room:hallway\"}");
+	sink_reset(&f->sink);
+	/* a low-risk plan says so and needs nothing */
+	intent(f, "i-3", "{\"intent\":\"scene.movie_night\",\"slots\":{\"room\":\"living\"}}");
+	p = the_plan(f);
+	assert_int_equal(p->risk, HEARTH_RISK_LOW);
+	assert_false(p->needs_approval);
+	assert_int_equal(p->state, HEARTH_PLAN_PREVIEWED); /* not set: the resource agent runs it */
 }
 
 /* ==== Critique and after, with recipes built here ==== */
@@ -918,7 +938,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_setup_teardown(test_approval_always_refused, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_approval_needed_plan_waits, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_slot_values_fill_args, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_privacy_denied_read_is_not_skipped, setup,
 	                                        teardown),

@@ -695,7 +695,7 @@ rbool(void)
 }
 
 struct stats {
-	long cases, plans, refusals, forbidden, unlock_blocked, capped, unlock_allowed;
+	long cases, plans, refusals, forbidden, unlock_blocked, capped, unlock_allowed, awaiting;
 };
 
 static void
@@ -714,11 +714,16 @@ check_plan(const struct hearth_plan *p, bool home, int minute, struct stats *s)
 		const struct hearth_step *st = &p->steps[i];
 		const cJSON *v;
 
-		if (st->cap == lock &&
+		if (st->cap == lock && st->state != HEARTH_STEP_SKIPPED &&
 		    cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(st->args, "locked"))) {
 			if (!home)
 				fail_msg("%s: unlocks %s while nobody is home", p->recipe,
 				         st->device);
+			/* high risk: it waits for the owner's approval, always */
+			if (p->state != HEARTH_PLAN_AWAITING_APPROVAL || !p->needs_approval ||
+			    p->risk != HEARTH_RISK_HIGH)
+				fail_msg("%s: unlocks %s without waiting for an approval",
+				         p->recipe, st->device);
 			s->unlock_allowed++;
 		}
 		v = cJSON_GetObjectItemCaseSensitive(st->args, "setpoint");
@@ -730,8 +735,12 @@ check_plan(const struct hearth_plan *p, bool home, int minute, struct stats *s)
 		v = cJSON_GetObjectItemCaseSensitive(st->args, "volume");
 		if (st->cap == volume && quiet && cJSON_IsNumber(v) && v->valuedouble > 5)
 			fail_msg("%s: volume %g at minute %d", p->recipe, v->valuedouble, minute);
-		if (st->cap == cover && night && home && !strcmp(st->device, "bedroom-4-0"))
-			fail_msg("%s: moves the bedroom blind at night", p->recipe);
+		/* approval_lifts: the step may stay only in a plan that waits for one */
+		if (st->cap == cover && night && home && !strcmp(st->device, "bedroom-4-0")) {
+			if (p->state != HEARTH_PLAN_AWAITING_APPROVAL || !p->needs_approval)
+				fail_msg("%s: moves the bedroom blind at night", p->recipe);
+			s->awaiting++;
+		}
 		if (st->cap == sw && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st->args, "on")))
 			fail_msg("%s: switch on %s under an unknown condition", p->recipe,
 			         st->device);
@@ -883,19 +892,21 @@ test_property_never_violated(void **state)
 		hearth_orch_free(o);
 		home_free(&h);
 	}
-	print_message("policy property: %d homes x %d recipes = %ld cases: %ld plans, %ld "
-	              "refusals (%ld forbidden); unlocks blocked %ld, allowed %ld (someone "
-	              "home); plans with a capped value %ld; no violation\n",
-	              HOMES, nrecipes, s.cases, s.plans, s.refusals, s.forbidden, s.unlock_blocked,
-	              s.unlock_allowed, s.capped);
+	print_message(
+	        "policy property: %d homes x %d recipes = %ld cases: %ld plans, %ld "
+	        "refusals (%ld forbidden); unlocks blocked %ld, allowed %ld (someone "
+	        "home, each awaiting approval); plans with a capped value %ld; bedroom blind at "
+	        "night only awaiting approval %ld; no violation\n",
+	        HOMES, nrecipes, s.cases, s.plans, s.refusals, s.forbidden, s.unlock_blocked,
+	        s.unlock_allowed, s.capped, s.awaiting);
 	assert_true(s.cases >= 1000);
 	assert_true(s.plans > 0);
 	/* the rules were actually put to the test when the library can unlock */
 	for (int ri = 0; ri < nrecipes; ri++) {
 		const struct hearth_recipe *r = hearth_recipe_book_at(book, ri);
 
-		/* a recipe that always needs approval is refused before it can run */
-		for (int j = 0; r->approval != HEARTH_APPROVAL_ALWAYS && j < r->nsteps; j++)
+		/* a recipe that can unlock (door.unlock: it waits for an approval) */
+		for (int j = 0; j < r->nsteps; j++)
 			if (r->steps[j].cap == hearth_capability_find("lock.lock") &&
 			    cJSON_IsFalse(
 			            cJSON_GetObjectItemCaseSensitive(r->steps[j].args, "locked")))

@@ -39,6 +39,8 @@ struct fx {
 	hearth_now now;
 	double pref_fast, pref_frugal; /* < 0: nothing learned */
 	const char *held;              /* device a running plan holds, or NULL */
+	const char *standing_by;       /* who set a standing pre-approval, or NULL: none */
+	char asked_scope[160];         /* the last scope the planner asked about */
 };
 
 static void
@@ -87,6 +89,18 @@ mem_holder(void *ud, const char *device)
 	struct fx *f = ud;
 
 	return f->held && !strcmp(device, f->held) ? "p-running-1" : NULL;
+}
+
+static bool
+mem_preapproved(void *ud, const char *scope, char *by, size_t by_len)
+{
+	struct fx *f = ud;
+
+	snprintf(f->asked_scope, sizeof(f->asked_scope), "%s", scope);
+	if (!f->standing_by)
+		return false;
+	snprintf(by, by_len, "%s", f->standing_by);
+	return true;
 }
 
 /* ==== Fixture ==== */
@@ -146,8 +160,10 @@ setup(void **state)
 {
 	static const char *const docs[] = {READ_RECIPE, NULL};
 	struct fx *f = calloc(1, sizeof(*f));
-	struct hearth_orch_memory mem = {
-	        .device = mem_device, .preference = mem_pref, .holder = mem_holder};
+	struct hearth_orch_memory mem = {.device = mem_device,
+	                                 .preference = mem_pref,
+	                                 .holder = mem_holder,
+	                                 .preapproved = mem_preapproved};
 
 	assert_non_null(f);
 	assert_int_equal(hearth_context_new(64, &f->ctx), 0);
@@ -487,6 +503,95 @@ test_over_target_finding(void **state)
 	                "100 ms");
 }
 
+/* Send a (non-preview) intent; the one PLAN it makes (the sink keeps it). */
+static struct hearth_plan *
+plan_of(struct fx *f, const char *json)
+{
+	hearth_msg m = {.type = HEARTH_MSG_INTENT};
+
+	sink_reset(&f->sink);
+	snprintf(m.id, sizeof(m.id), "i-p");
+	m.body = cJSON_Parse(json);
+	assert_non_null(m.body);
+	hearth_orch_handle(f->orch, &m, &f->now, &f->out);
+	hearth_msg_clear(&m);
+	assert_int_equal(f->sink.n, 1);
+	return sink_nth(&f->sink, HEARTH_MSG_PLAN, 0)->plan;
+}
+
+/*
+ * A standing pre-approval covers a plan that would need an approval: any
+ * for low and medium risk, only the owner's own grant for high risk. A
+ * recipe that never asks cannot run a plan that needs one.
+ */
+static void
+test_preapproval(void **state)
+{
+	static const char *const docs[] = {
+	        "{\"id\":\"test.ask\",\"version\":\"1.0.0\",\"intents\":[\"test.ask\"],"
+	        "\"approval\":\"always\",\"slots\":{\"room\":{\"type\":\"room\",\"default\":"
+	        "\"den\"}},\"steps\":[{\"id\":\"l\",\"capability\":\"light.brightness\","
+	        "\"target\":{\"room\":\"{room}\"},\"args\":{\"brightness\":40}}]}",
+	        "{\"id\":\"test.open\",\"version\":\"1.0.0\",\"intents\":[\"test.open\"],"
+	        "\"steps\":[{\"id\":\"u\",\"capability\":\"lock.lock\",\"args\":{\"locked\":"
+	        "false}}]}",
+	        "{\"id\":\"test.sneak\",\"version\":\"1.0.0\",\"intents\":[\"test.sneak\"],"
+	        "\"approval\":\"never\",\"steps\":[{\"id\":\"u\",\"capability\":"
+	        "\"lock.lock\",\"args\":{\"locked\":false}}]}",
+	        NULL};
+	struct fx *f = *state;
+	struct hearth_plan *p;
+	hearth_msg *r;
+
+	home_msg(f, HEARTH_MSG_DEVICE_META, "door",
+	         "{\"room\":\"hall\",\"kind\":\"lock\",\"name\":\"Front door\","
+	         "\"capabilities\":[\"lock.lock\"]}");
+	home_msg(f, HEARTH_MSG_DEVICE_STATE, "door", "{\"locked\":true}");
+	load_book(f, docs);
+
+	p = plan_of(f, "{\"intent\":\"test.ask\"}");
+	assert_string_equal(f->asked_scope, "recipe:test.ask/room:den");
+	assert_int_equal(p->state, HEARTH_PLAN_AWAITING_APPROVAL);
+	assert_int_equal(p->risk, HEARTH_RISK_LOW);
+	assert_contains(p->rationale, "Needs the owner's approval: its recipe always asks");
+	f->standing_by = "phone-1";
+	p = plan_of(f, "{\"intent\":\"test.ask\"}");
+	assert_int_not_equal(p->state, HEARTH_PLAN_AWAITING_APPROVAL);
+	assert_true(p->needs_approval);
+	assert_true(p->preapproved);
+	assert_contains(p->rationale, "Pre-approved: it would need the owner's approval (its "
+	                              "recipe always asks, risk low), and the standing "
+	                              "pre-approval of recipe:test.ask/room:den (set by phone-1) "
+	                              "covers it.");
+	/* the friction score counts the request a plan will make */
+	assert_true(fabs(num(p->score, "friction") - 1.0) < 1e-9);
+
+	/* high risk: a learned pre-approval does not cover it, the owner's does */
+	p = plan_of(f, "{\"intent\":\"test.open\"}");
+	assert_int_equal(p->state, HEARTH_PLAN_AWAITING_APPROVAL);
+	assert_int_equal(p->risk, HEARTH_RISK_HIGH);
+	assert_true(fabs(num(p->score, "friction") - 0.5) < 1e-9);
+	f->standing_by = "owner";
+	p = plan_of(f, "{\"intent\":\"test.open\"}");
+	assert_true(p->preapproved);
+	assert_int_not_equal(p->state, HEARTH_PLAN_AWAITING_APPROVAL);
+
+	/* approval "never": a plan that needs one is refused */
+	sink_reset(&f->sink);
+	{
+		hearth_msg m = {.type = HEARTH_MSG_INTENT};
+
+		snprintf(m.id, sizeof(m.id), "i-n");
+		m.body = cJSON_Parse("{\"intent\":\"test.sneak\"}");
+		hearth_orch_handle(f->orch, &m, &f->now, &f->out);
+		hearth_msg_clear(&m);
+	}
+	assert_int_equal(sink_count(&f->sink, HEARTH_MSG_PLAN), 0);
+	r = sink_nth(&f->sink, HEARTH_MSG_INTENT_REPLY, 0);
+	assert_string_equal(jstr(r->body, "error"), "forbidden");
+	assert_contains(jstr(r->body, "detail"), "its recipe never asks for one");
+}
+
 /* The critique and the score go into the journal (and back) and the episode. */
 static void
 test_critique_and_score_kept(void **state)
@@ -555,6 +660,7 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_alternatives_capped, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_critique_and_score_kept, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_over_target_finding, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_preapproval, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
