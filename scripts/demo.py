@@ -5,6 +5,8 @@ process helpers of tests/integration/harness.py, so every process it starts
 is stopped by PID, also on Ctrl-C.
 """
 
+import hashlib
+import hmac
 import json
 import os
 import sys
@@ -73,7 +75,7 @@ class Demo:
         say(f"  hearth understood: {CYAN}{r['intent']}{OFF} {r['slots']}")
         say(f"  plan {r['plan_id']}: {BOLD}{r['state']}{OFF}")
         say(f"  rationale: {r['rationale']}")
-        if not follow or r["state"] in ("previewed", "completed"):
+        if not follow or r["state"] in ("previewed", "completed", "awaiting_approval"):
             for s in r["steps"]:
                 say(f"    · {self.names.get(s['device'], s['device'])}: "
                     f"{args_text(s['args'])} [{s['state']}]")
@@ -129,6 +131,38 @@ def main():
                     {"id": "demo-4", "intent": "scene.movie_night", "slots": {"room": "bedroom"}})
         demo.intent("Movie night in the garage (there is no garage)",
                     {"id": "demo-5", "intent": "scene.movie_night", "slots": {"room": "garage"}})
+        say(f"\n{BOLD}▶ hearthctl plan \"reading light in the living room\"{OFF}: every light "
+            "is a candidate, scored and ranked")
+        demo.ctl("plan", "reading light in the living room")
+
+        say(f"\n{BOLD}▶ Pair the owner's phone{OFF} (hearthctl pair phone-1)")
+        r = harness.run_ctl(demo.hub.data_dir, "pair", "phone-1", "--json")
+        key = json.loads(r.stdout)["key"]
+        say(f"  phone-1 holds a 256-bit key; hearthd keeps it in its 0600 store")
+        mark = demo.phone.mark()
+        r = demo.intent("Unlock the front door (high risk: it waits for the owner)",
+                        {"id": "demo-6", "intent": "door.unlock", "slots": {"room": "hallway"}})
+        req = demo.phone.wait_for(topic=f"{P}/approval/{r['plan_id']}/request", since=mark).json
+        say(f"  {DIM}{P}/approval/{r['plan_id']}/request: risk {req['risk']}, "
+            f"nonce {req['nonce'][:8]}…{OFF}")
+        forged = {"decision": "approve", "approver": "phone-1", "nonce": req["nonce"],
+                  "ts": int(time.time() * 1000), "mac": "0" * 64}
+        mark = demo.phone.mark()
+        demo.phone.publish(f"{P}/approval/{r['plan_id']}/response", forged)
+        err = demo.phone.wait_for(topic=f"{P}/error", since=mark)
+        say(f"  a forged answer: {RED}{err.json['error']}{OFF} — {err.json['detail']}")
+        ts = int(time.time() * 1000)
+        msg = f"{r['plan_id']}|approve|{req['nonce']}|{ts}".encode()
+        tap = dict(forged, ts=ts, mac=hmac.new(bytes.fromhex(key), msg, hashlib.sha256).hexdigest())
+        mark = demo.phone.mark()
+        demo.phone.publish(f"{P}/approval/{r['plan_id']}/response", tap)
+        cmd = demo.phone.wait_for(topic=f"{P}/device/door-1/set", since=mark)
+        say(f"  the owner taps approve: {GREEN}→ Front door: {args_text({'locked': cmd.json['locked']})}"
+            f"{OFF}")
+        demo.phone.wait_for(lambda m: m.json["state"] == "completed",
+                            topic=f"{P}/plan/{r['plan_id']}", since=mark, timeout=15)
+        say(f"  plan {r['plan_id']}: {GREEN}completed{OFF}")
+
         say(f"\n{BOLD}▶ Garbage on the intent topic{OFF}")
         mark = demo.phone.mark()
         demo.phone.publish(f"{P}/intent", b"{movie night!")
