@@ -2241,11 +2241,14 @@ print_pair(const struct ctl *c, cJSON *r)
 	const char *key = str_or(r, "key", ""), *broker = c->broker;
 	cJSON *payload = cJSON_CreateObject();
 	struct hearth_strbuf b = {0};
-	char *text;
+	char *text, daemon_broker[300];
 	int rc = 1;
 
-	if (!broker)
-		broker = str_or(r, "broker", NULL);
+	/* a copy: --json drops "broker" from r before the note reads it */
+	if (!broker && str_or(r, "broker", NULL)) {
+		snprintf(daemon_broker, sizeof(daemon_broker), "%s", str_or(r, "broker", ""));
+		broker = daemon_broker;
+	}
 	if (!payload || strlen(key) != 2 * HEARTH_APPROVER_KEY_LEN) {
 		fail("hearthd's answer has no key");
 		goto out;
