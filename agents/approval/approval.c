@@ -200,7 +200,11 @@ post_semantic(const char *kind, const char *name, cJSON *value, const hearth_out
 	}
 	cJSON_AddStringToObject(b, "kind", kind);
 	cJSON_AddStringToObject(b, "name", name);
-	cJSON_AddItemToObject(b, "value", value);
+	if (!cJSON_AddItemToObject(b, "value", value)) { /* cJSON keeps it only on success */
+		cJSON_Delete(value);
+		cJSON_Delete(b);
+		return;
+	}
 	post_body(out, HEARTH_MSG_SEMANTIC, NULL, b);
 }
 

@@ -101,6 +101,9 @@ struct hearth_approval_hooks {
 
 typedef struct hearth_approval hearth_approval;
 
+/* opts and hooks are copied (expiry_ms or ts_window_ms <= 0: the default).
+ * key and random are required, counts and friction optional (zeros).
+ * Returns 0, -EINVAL or -ENOMEM. */
 int hearth_approval_new(const struct hearth_approval_opts *opts,
                         const struct hearth_approval_hooks *hooks, hearth_approval **out);
 void hearth_approval_free(hearth_approval *a);
