@@ -385,6 +385,39 @@ check_forbid(struct vctx *c, const cJSON *f)
 	return err;
 }
 
+/* risk: the selector of a forbid, and the level its steps have. */
+static int
+check_risk(struct vctx *c, const cJSON *r)
+{
+	static const char *const keys[] = {"capability", "device", "args", "level", NULL};
+	const cJSON *level = cJSON_GetObjectItemCaseSensitive(r, "level");
+	cJSON *sel;
+	size_t old;
+	int err;
+
+	if (!cJSON_IsObject(r))
+		return fail(c, "expected an object, got %s", hearth_json_type_name(r));
+	err = check_keys(c, r, keys);
+	if (err)
+		return err;
+	if (!cJSON_IsString(level) ||
+	    (strcmp(level->valuestring, "low") && strcmp(level->valuestring, "medium") &&
+	     strcmp(level->valuestring, "high"))) {
+		old = push_key(c, "level");
+		err = fail(c, "expected \"low\", \"medium\" or \"high\"");
+		pop(c, old);
+		return err;
+	}
+	/* the rest is a forbid's selector */
+	sel = cJSON_Duplicate(r, 1);
+	if (!sel)
+		return -ENOMEM;
+	cJSON_DeleteItemFromObjectCaseSensitive(sel, "level");
+	err = check_forbid(c, sel);
+	cJSON_Delete(sel);
+	return err;
+}
+
 static int
 check_cap(struct vctx *c, const cJSON *cap)
 {
@@ -419,8 +452,8 @@ check_cap(struct vctx *c, const cJSON *cap)
 static int
 check_rule(struct vctx *c, const cJSON *rule)
 {
-	static const char *const keys[] = {"id",     "when", "forbid", "cap", "approval_lifts",
-	                                   "reason", NULL};
+	static const char *const keys[] = {"id",   "when",           "forbid", "cap",
+	                                   "risk", "approval_lifts", "reason", NULL};
 	const cJSON *item;
 	size_t old;
 	int err;
@@ -451,8 +484,19 @@ check_rule(struct vctx *c, const cJSON *rule)
 		if (err)
 			return err;
 	}
-	if (cJSON_HasObjectItem(rule, "forbid") == cJSON_HasObjectItem(rule, "cap"))
-		return fail(c, "needs exactly one of \"forbid\" or \"cap\"");
+	if (cJSON_HasObjectItem(rule, "forbid") + cJSON_HasObjectItem(rule, "cap") +
+	            cJSON_HasObjectItem(rule, "risk") !=
+	    1)
+		return fail(c, "needs exactly one of \"forbid\", \"cap\" or \"risk\"");
+	if ((item = cJSON_GetObjectItemCaseSensitive(rule, "risk"))) {
+		if (cJSON_HasObjectItem(rule, "approval_lifts"))
+			return fail(c, "\"approval_lifts\" goes with \"forbid\" or \"cap\", not "
+			               "with \"risk\"");
+		old = push_key(c, "risk");
+		err = check_risk(c, item);
+		pop(c, old);
+		return err;
+	}
 	item = cJSON_GetObjectItemCaseSensitive(rule, "forbid");
 	old = push_key(c, item ? "forbid" : "cap");
 	err = item ? check_forbid(c, item)

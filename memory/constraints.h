@@ -25,13 +25,19 @@
  *                         (local time, from inclusive, to exclusive; may
  *                         wrap midnight; from != to)
  *                   nested at most HEARTH_CONSTRAINT_DEPTH_MAX deep
- *   forbid | cap    exactly one of
+ *   forbid | cap | risk   exactly one of
  *                     "forbid": {"capability": c, "device"?: id, "args"?: {...}}
  *                         no step with that capability (on that device, with
  *                         those argument values) may run
  *                     "cap": {"capability": c, "property": p, "device"?: id,
  *                             "min"?: n, "max"?: n}   (at least one, min <= max)
+ *                     "risk": {"capability": c, "device"?: id, "args"?: {...},
+ *                              "level": "low"|"medium"|"high"}
+ *                         the steps a forbid with that selector would match
+ *                         have this risk (instead of the built-in class; the
+ *                         highest level wins among matching rules)
  *   approval_lifts  optional bool (default false): an approval lifts the rule
+ *                   (forbid and cap only)
  *   reason          1..512 characters, shown to the user
  *
  * Unknown keys and keys that appear twice are errors. Evaluating rules is the

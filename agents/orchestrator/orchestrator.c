@@ -1078,8 +1078,9 @@ step_risk(const hearth_orch *o, const struct hearth_step *st, char *why, size_t 
  * set: its recipe never asks, or -ENOMEM with c->code NULL).
  */
 static int
-decide_approval(hearth_orch *o, struct cand *c)
+decide_approval(hearth_orch *o, struct cand *c, const hearth_now *now)
 {
+	struct hearth_policy_env env = {.ctx = o->ctx, .local_minute = now->local_minute};
 	struct hearth_plan *p = c->p;
 	const cJSON *room = cJSON_GetObjectItemCaseSensitive(p->slots, "room");
 	char why[160] = "", by[HEARTH_ID_MAX + 1] = "";
@@ -1089,7 +1090,18 @@ decide_approval(hearth_orch *o, struct cand *c)
 	for (int i = 0; i < p->nsteps; i++) {
 		acting = acting || p->steps[i].state != HEARTH_STEP_SKIPPED;
 		char w[160];
+		const char *rule = NULL;
 		enum hearth_risk rk = step_risk(o, &p->steps[i], w, sizeof(w));
+
+		if (p->steps[i].state != HEARTH_STEP_SKIPPED &&
+		    (rk = hearth_policy_risk(o->rules, &env, &p->steps[i], rk, &rule), rule)) {
+			const struct hearth_device *d =
+			        hearth_context_device(o->ctx, p->steps[i].device);
+
+			snprintf(w, sizeof(w), "rule %s makes %s (%s) %s risk", rule,
+			         d ? dev_label(d) : p->steps[i].device, p->steps[i].id,
+			         hearth_risk_name(rk));
+		}
 
 		if (rk > p->risk) {
 			p->risk = rk;
@@ -1196,7 +1208,7 @@ build_cand(hearth_orch *o, struct cand *c, const hearth_now *now)
 		c->code = "forbidden";
 		return 0;
 	}
-	if (decide_approval(o, c))
+	if (decide_approval(o, c, now))
 		return c->code ? 0 : -ENOMEM;
 	if (critique(o, c->r, c->p, &c->notes))
 		return -ENOMEM;

@@ -247,6 +247,33 @@ exceeds(const cJSON *cap, const struct hearth_step *st, const cJSON **value, dou
 	return false;
 }
 
+enum hearth_risk
+hearth_policy_risk(const cJSON *rules, const struct hearth_policy_env *env,
+                   const struct hearth_step *st, enum hearth_risk builtin, const char **rule_id)
+{
+	const cJSON *rule;
+	int best = -1;
+
+	*rule_id = NULL;
+	cJSON_ArrayForEach(rule, rules)
+	{
+		const cJSON *r = cJSON_GetObjectItemCaseSensitive(rule, "risk");
+		const cJSON *lv = cJSON_GetObjectItemCaseSensitive(r, "level");
+		int level;
+
+		if (!r || !cJSON_IsString(lv) || !forbids(r, st) || !hearth_policy_when(rule, env))
+			continue;
+		level = !strcmp(lv->valuestring, "high")     ? HEARTH_RISK_HIGH
+		        : !strcmp(lv->valuestring, "medium") ? HEARTH_RISK_MEDIUM
+		                                             : HEARTH_RISK_LOW;
+		if (level > best) {
+			best = level;
+			*rule_id = rule_str(rule, "id", "?");
+		}
+	}
+	return best < 0 ? builtin : (enum hearth_risk)best;
+}
+
 /* ==== Applying ==== */
 
 static void
@@ -264,8 +291,8 @@ drop_step(struct hearth_plan *p, bool *marks, int i)
 	marks[p->nsteps] = false;
 }
 
-static const char *const lift_note = " (an approval could lift this rule, but approvals "
-                                     "cannot be asked for yet)";
+static const char *const lift_note = " (an approval could lift this rule, but its recipe "
+                                     "never asks for one)";
 
 int
 hearth_policy_apply(const cJSON *rules, const struct hearth_policy_env *env, struct hearth_plan *p,

@@ -72,6 +72,16 @@ int hearth_policy_apply(const cJSON *rules, const struct hearth_policy_env *env,
                         struct hearth_plan *p, struct hearth_policy_result *res);
 void hearth_policy_result_clear(struct hearth_policy_result *res);
 
+/*
+ * The risk of step st under the "risk" rules in force (constraints.h): the
+ * highest level of the rules whose "when" holds and whose selector matches
+ * the step, with that rule's id in *rule_id; builtin (and *rule_id NULL)
+ * when none does. A rule may lower a step's risk as well as raise it.
+ */
+enum hearth_risk hearth_policy_risk(const cJSON *rules, const struct hearth_policy_env *env,
+                                    const struct hearth_step *st, enum hearth_risk builtin,
+                                    const char **rule_id);
+
 /* Does the rule's "when" hold (true or unknown) under env? Absent: always. */
 bool hearth_policy_when(const cJSON *rule, const struct hearth_policy_env *env);
 

@@ -232,12 +232,23 @@ test_validation_errors(void **state)
 	         "-)"},
 	        {"[{\"id\":\"a\",\"reason\":\"r\",\"forbidd\":{\"capability\":\"x\"}}]",
 	         "src: rules[0].forbidd: unknown key (expected one of: id, when, forbid, cap, "
-	         "approval_lifts, reason)"},
+	         "risk, approval_lifts, reason)"},
 	        {"[{\"id\":\"a\",\"reason\":\"r\"}]",
-	         "src: rules[0]: needs exactly one of \"forbid\" or \"cap\""},
+	         "src: rules[0]: needs exactly one of \"forbid\", \"cap\" or \"risk\""},
 	        {"[{\"id\":\"a\",\"reason\":\"r\",\"forbid\":{\"capability\":\"x\"},"
 	         "\"cap\":{\"capability\":\"x\",\"property\":\"p\",\"max\":1}}]",
-	         "src: rules[0]: needs exactly one of \"forbid\" or \"cap\""},
+	         "src: rules[0]: needs exactly one of \"forbid\", \"cap\" or \"risk\""},
+	        {"[{\"id\":\"a\",\"reason\":\"r\",\"risk\":{\"capability\":\"x\",\"level\":"
+	         "\"severe\"}}]",
+	         "src: rules[0].risk.level: expected \"low\", \"medium\" or \"high\""},
+	        {"[{\"id\":\"a\",\"reason\":\"r\",\"risk\":{\"level\":\"high\",\"room\":"
+	         "\"x\"}}]",
+	         "src: rules[0].risk.room: unknown key (expected one of: capability, device, args, "
+	         "level)"},
+	        {"[{\"id\":\"a\",\"reason\":\"r\",\"approval_lifts\":true,\"risk\":{"
+	         "\"capability\":\"x\",\"level\":\"high\"}}]",
+	         "src: rules[0]: \"approval_lifts\" goes with \"forbid\" or \"cap\", not with "
+	         "\"risk\""},
 	        {"[{\"id\":\"a\",\"reason\":\"r\",\"when\":{\"time\":{\"from\":\"22:00\","
 	         "\"to\":\"6:00\"}},\"forbid\":{\"capability\":\"x\"}}]",
 	         "src: rules[0].when.time.to: expected a time \"HH:MM\" (00:00 to 23:59)"},

@@ -592,6 +592,57 @@ test_preapproval(void **state)
 	assert_contains(jstr(r->body, "detail"), "its recipe never asks for one");
 }
 
+/* Constraint memory overrides the built-in risk classes, both ways. */
+static void
+test_risk_rules(void **state)
+{
+	static const char *const docs[] = {
+	        READ_RECIPE,
+	        "{\"id\":\"test.open\",\"version\":\"1.0.0\",\"intents\":[\"test.open\"],"
+	        "\"steps\":[{\"id\":\"u\",\"capability\":\"lock.lock\",\"args\":{\"locked\":"
+	        "false}}]}",
+	        NULL};
+	struct fx *f = *state;
+	struct hearth_plan *p;
+	cJSON *rules = cJSON_Parse(
+	        "[{\"id\":\"lights_matter\",\"risk\":{\"capability\":\"light.brightness\","
+	        "\"device\":\"frugal\",\"level\":\"high\"},\"reason\":\"the nursery light\"},"
+	        "{\"id\":\"shed_is_fine\",\"risk\":{\"capability\":\"lock.lock\",\"device\":"
+	        "\"door\",\"args\":{\"locked\":false},\"level\":\"medium\"},\"reason\":\"only "
+	        "the shed\"}]");
+
+	home_msg(f, HEARTH_MSG_DEVICE_META, "door",
+	         "{\"room\":\"yard\",\"kind\":\"lock\",\"name\":\"Shed door\","
+	         "\"capabilities\":[\"lock.lock\"]}");
+	home_msg(f, HEARTH_MSG_DEVICE_STATE, "door", "{\"locked\":true}");
+	load_book(f, docs);
+	assert_non_null(rules);
+	assert_int_equal(hearth_orch_set_rules(f->orch, rules), 0);
+	cJSON_Delete(rules);
+
+	/* the frugal light is high risk by rule: energy picks it, and it waits */
+	weights(f, 0, 0, 0, 0, 1);
+	p = plan_of(f, "{\"intent\":\"test.read\"}");
+	assert_string_equal(p->steps[0].device, "frugal");
+	assert_int_equal(p->risk, HEARTH_RISK_HIGH);
+	assert_int_equal(p->state, HEARTH_PLAN_AWAITING_APPROVAL);
+	assert_contains(p->rationale, "rule lights_matter makes Frugal light (light) high risk");
+	/* the other light is low: the friction of the approval now tips the
+	 * balance when friction weighs as much as energy */
+	weights(f, 0, 1, 0, 0, 1);
+	p = plan_of(f, "{\"intent\":\"test.read\"}");
+	assert_string_equal(p->steps[0].device, "fast");
+	assert_int_equal(p->risk, HEARTH_RISK_LOW);
+	assert_false(p->needs_approval);
+
+	/* the shed door is only medium: a learned pre-approval covers it */
+	f->standing_by = "phone-1";
+	p = plan_of(f, "{\"intent\":\"test.open\"}");
+	assert_int_equal(p->risk, HEARTH_RISK_MEDIUM);
+	assert_true(p->preapproved);
+	assert_contains(p->rationale, "rule shed_is_fine makes Shed door (u) medium risk");
+}
+
 /* The critique and the score go into the journal (and back) and the episode. */
 static void
 test_critique_and_score_kept(void **state)
@@ -661,6 +712,7 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_critique_and_score_kept, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_over_target_finding, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_preapproval, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_risk_rules, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
