@@ -1435,6 +1435,38 @@ test_resume_past_deadline_compensates(void **state)
 	assert_string_equal(jstr(last_event(f, "p-old"), "state"), "compensated");
 }
 
+/* A rebound step and the timelines survive the journal; a rebound_to that
+ * points back is refused. */
+static void
+test_rebound_in_journal(void **state)
+{
+	struct fx *f = *state;
+	struct hearth_plan *p;
+	cJSON *j, *steps;
+	char why[160];
+
+	second_lamp(f);
+	run(f, hand_plan(f, "p-j", lamp_step, 1));
+	set_online(f, "lamp", false);
+	j = cJSON_Duplicate(sink_last(&f->sink, HEARTH_MSG_JOURNAL)->body, 1);
+	p = hearth_plan_from_journal(j, why, sizeof(why));
+	assert_non_null(p);
+	assert_int_equal(p->nsteps, 2);
+	assert_int_equal(p->steps[0].state, HEARTH_STEP_REBOUND);
+	assert_int_equal(p->steps[0].rebound_to, 1);
+	assert_string_equal(p->steps[1].device, "lamp2");
+	assert_int_equal(p->steps[1].state, HEARTH_STEP_DISPATCHED);
+	assert_true(p->steps[0].ms_dispatched == 0 && p->steps[0].ms_rebound == 0);
+	assert_true(p->steps[1].ms_sent == 0 && p->steps[1].ms_confirmed == -1);
+	hearth_plan_free(p);
+	steps = cJSON_GetObjectItemCaseSensitive(j, "steps");
+	cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetArrayItem(steps, 0), "rebound_to",
+	                                       cJSON_CreateNumber(0));
+	assert_null(hearth_plan_from_journal(j, why, sizeof(why)));
+	assert_contains(why, "rebound to no later step");
+	cJSON_Delete(j);
+}
+
 int
 main(void)
 {
@@ -1472,6 +1504,7 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_rebind_when_device_goes_offline, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_no_rebind_to_held_device, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_rebound_in_journal, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_resume_rechecks_dispatched_steps, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_resume_past_deadline_compensates, setup,
