@@ -1467,6 +1467,31 @@ test_rebound_in_journal(void **state)
 	cJSON_Delete(j);
 }
 
+/* A queued run whose device went away while it waited: at its turn the step
+ * is not sent to the offline device but rebound (or failed without one). */
+static void
+test_offline_when_its_turn_comes(void **state)
+{
+	struct fx *f = *state;
+	const cJSON *ev;
+
+	second_lamp(f);
+	run(f, mode_plan(f, "p-3", lamp_step, 1, HEARTH_MODE_QUEUED, 2));
+	run(f, mode_plan(f, "p-4", lamp_step, 1, HEARTH_MODE_QUEUED, 2));
+	assert_string_equal(jstr(reply_of(f, "p-4"), "state"), "queued");
+	set_online(f, "lamp", false); /* p-3 fails over to lamp2 ... */
+	report(f, "lamp2", "{\"on\":true,\"brightness\":40}");
+	assert_string_equal(jstr(last_event(f, "p-3"), "state"), "completed");
+	/* ... and p-4, whose turn comes with the lamp offline, is not sent to it */
+	ev = last_event(f, "p-4");
+	assert_string_equal(jstr(ev, "state"), "completed"); /* lamp2 already shows it */
+	assert_string_equal(
+	        jstr(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(ev, "steps"), 0), "note"),
+	        "lamp is offline; lamp2 was used instead.");
+	assert_int_equal(cmds_to(f, "lamp"), 1); /* p-3's only */
+	assert_int_equal(cmds_to(f, "lamp2"), 2);
+}
+
 int
 main(void)
 {
@@ -1505,6 +1530,7 @@ main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_no_rebind_to_held_device, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_rebound_in_journal, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_offline_when_its_turn_comes, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_resume_rechecks_dispatched_steps, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_resume_past_deadline_compensates, setup,
