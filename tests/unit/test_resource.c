@@ -1492,6 +1492,34 @@ test_offline_when_its_turn_comes(void **state)
 	assert_int_equal(cmds_to(f, "lamp2"), 2);
 }
 
+/* After a restart a dispatched step whose device is now offline is not
+ * re-sent: it is rebound to the free equivalent device. */
+static void
+test_resume_offline_device_rebound(void **state)
+{
+	struct fx *f = *state;
+	struct hearth_plan *p;
+	const cJSON *ev;
+
+	second_lamp(f);
+	run(f, hand_plan(f, "p-z", lamp_step, 1));
+	p = from_last_journal(f);
+	sink_reset(&f->sink);
+	at(f, T0 + 200); /* within its deadline: 3 x 100 ms */
+	hearth_resource_restore(f->res, p, &f->now, &f->out);
+	set_online(f, "lamp", false); /* its retained availability arrives */
+	assert_int_equal(f->sink.n, 0);
+	hearth_resource_resume(f->res, &f->now, &f->out);
+	assert_int_equal(cmds_to(f, "lamp"), 0);
+	assert_int_equal(cmds_to(f, "lamp2"), 1);
+	ev = last_event(f, "p-z");
+	assert_string_equal(
+	        jstr(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(ev, "steps"), 0), "note"),
+	        "lamp went offline; lamp2 was used instead.");
+	report(f, "lamp2", "{\"on\":true,\"brightness\":40}");
+	assert_string_equal(jstr(last_event(f, "p-z"), "state"), "completed");
+}
+
 int
 main(void)
 {
@@ -1531,6 +1559,8 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_no_rebind_to_held_device, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_rebound_in_journal, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_offline_when_its_turn_comes, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_resume_offline_device_rebound, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_resume_rechecks_dispatched_steps, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_resume_past_deadline_compensates, setup,
