@@ -541,6 +541,9 @@ say_left(struct hearth_plan *p)
 	p->reason = hearth_strdup(buf);
 }
 
+static void step_lost(hearth_resource *r, int idx, int i, const char *what, const char *note,
+                      const hearth_now *now);
+
 /* Move plan idx forward: dispatch what is ready (and what no earlier plan
  * holds), notice the end. Returns true when it reached a terminal state. */
 static bool
@@ -559,8 +562,19 @@ advance(hearth_resource *r, int idx, const hearth_now *now, const hearth_outbox 
 		if (p->state == HEARTH_PLAN_RUNNING && st->state == HEARTH_STEP_PENDING &&
 		    !device_busy(p, i, doomed) && !deps_wait(p, i)) {
 			const struct hearth_plan *h = holder(r, idx, NULL, st->device);
+			const struct hearth_device *d = hearth_context_device(r->ctx, st->device);
 
-			if (!h) {
+			if (!h && d && d->online == 0) {
+				/* Feasibility: a command to a device known offline cannot
+				 * land (it went away while the step waited its turn). */
+				char note[192];
+
+				snprintf(note, sizeof(note), "%s is offline: step %s not sent",
+				         st->device, st->id);
+				step_lost(r, idx, i, "is offline", note, now);
+				p = r->plans[idx];
+				r->changes++;
+			} else if (!h) {
 				dispatch(r, p, st, now, out);
 			} else if (!st->note) {
 				char note[192];

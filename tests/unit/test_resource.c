@@ -1435,6 +1435,91 @@ test_resume_past_deadline_compensates(void **state)
 	assert_string_equal(jstr(last_event(f, "p-old"), "state"), "compensated");
 }
 
+/* A rebound step and the timelines survive the journal; a rebound_to that
+ * points back is refused. */
+static void
+test_rebound_in_journal(void **state)
+{
+	struct fx *f = *state;
+	struct hearth_plan *p;
+	cJSON *j, *steps;
+	char why[160];
+
+	second_lamp(f);
+	run(f, hand_plan(f, "p-j", lamp_step, 1));
+	set_online(f, "lamp", false);
+	j = cJSON_Duplicate(sink_last(&f->sink, HEARTH_MSG_JOURNAL)->body, 1);
+	p = hearth_plan_from_journal(j, why, sizeof(why));
+	assert_non_null(p);
+	assert_int_equal(p->nsteps, 2);
+	assert_int_equal(p->steps[0].state, HEARTH_STEP_REBOUND);
+	assert_int_equal(p->steps[0].rebound_to, 1);
+	assert_string_equal(p->steps[1].device, "lamp2");
+	assert_int_equal(p->steps[1].state, HEARTH_STEP_DISPATCHED);
+	assert_true(p->steps[0].ms_dispatched == 0 && p->steps[0].ms_rebound == 0);
+	assert_true(p->steps[1].ms_sent == 0 && p->steps[1].ms_confirmed == -1);
+	hearth_plan_free(p);
+	steps = cJSON_GetObjectItemCaseSensitive(j, "steps");
+	cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetArrayItem(steps, 0), "rebound_to",
+	                                       cJSON_CreateNumber(0));
+	assert_null(hearth_plan_from_journal(j, why, sizeof(why)));
+	assert_contains(why, "rebound to no later step");
+	cJSON_Delete(j);
+}
+
+/* A queued run whose device went away while it waited: at its turn the step
+ * is not sent to the offline device but rebound (or failed without one). */
+static void
+test_offline_when_its_turn_comes(void **state)
+{
+	struct fx *f = *state;
+	const cJSON *ev;
+
+	second_lamp(f);
+	run(f, mode_plan(f, "p-3", lamp_step, 1, HEARTH_MODE_QUEUED, 2));
+	run(f, mode_plan(f, "p-4", lamp_step, 1, HEARTH_MODE_QUEUED, 2));
+	assert_string_equal(jstr(reply_of(f, "p-4"), "state"), "queued");
+	set_online(f, "lamp", false); /* p-3 fails over to lamp2 ... */
+	report(f, "lamp2", "{\"on\":true,\"brightness\":40}");
+	assert_string_equal(jstr(last_event(f, "p-3"), "state"), "completed");
+	/* ... and p-4, whose turn comes with the lamp offline, is not sent to it */
+	ev = last_event(f, "p-4");
+	assert_string_equal(jstr(ev, "state"), "completed"); /* lamp2 already shows it */
+	assert_string_equal(
+	        jstr(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(ev, "steps"), 0), "note"),
+	        "lamp is offline; lamp2 was used instead.");
+	assert_int_equal(cmds_to(f, "lamp"), 1); /* p-3's only */
+	assert_int_equal(cmds_to(f, "lamp2"), 2);
+}
+
+/* After a restart a dispatched step whose device is now offline is not
+ * re-sent: it is rebound to the free equivalent device. */
+static void
+test_resume_offline_device_rebound(void **state)
+{
+	struct fx *f = *state;
+	struct hearth_plan *p;
+	const cJSON *ev;
+
+	second_lamp(f);
+	run(f, hand_plan(f, "p-z", lamp_step, 1));
+	p = from_last_journal(f);
+	sink_reset(&f->sink);
+	at(f, T0 + 200); /* within its deadline: 3 x 100 ms */
+	hearth_resource_restore(f->res, p, &f->now, &f->out);
+	set_online(f, "lamp", false); /* its retained availability arrives */
+	assert_int_equal(f->sink.n, 0);
+	hearth_resource_resume(f->res, &f->now, &f->out);
+	assert_int_equal(cmds_to(f, "lamp"), 0);
+	assert_int_equal(cmds_to(f, "lamp2"), 1);
+	ev = last_event(f, "p-z");
+	assert_string_equal(
+	        jstr(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(ev, "steps"), 0), "note"),
+	        "lamp went offline; lamp2 was used instead.");
+	report(f, "lamp2", "{\"on\":true,\"brightness\":40}");
+	assert_string_equal(jstr(last_event(f, "p-z"), "state"), "completed");
+}
+
 int
 main(void)
 {
@@ -1472,6 +1557,10 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_rebind_when_device_goes_offline, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_no_rebind_to_held_device, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_rebound_in_journal, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_offline_when_its_turn_comes, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_resume_offline_device_rebound, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_resume_rechecks_dispatched_steps, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_resume_past_deadline_compensates, setup,
