@@ -427,30 +427,41 @@ post_in_error(hearth_hub *h, const char *code, const char *topic, const char *de
 /*
  * The rate limit of one message: its bucket is the string field key of body
  * when that is a valid id, else the anonymous one ("*", which no id can
- * be). false: refused, reported on <p>/error with the reason in why.
+ * be). RL_PASS, or a refusal: RL_ANSWER (reported on <p>/error, the reason
+ * in why, for the sender to be answered too) or RL_DROP (a flood: dropped
+ * unanswered, counted in the next answer).
  */
-static bool
-rate_ok(hearth_hub *h, hearth_ratelimit *rl, const cJSON *body, const char *key, const char *what,
-        int rate, int burst, const char *topic, char *why, size_t wl)
+enum rl_verdict { RL_PASS, RL_ANSWER, RL_DROP };
+
+static enum rl_verdict
+rate_check(hearth_hub *h, hearth_ratelimit *rl, const cJSON *body, const char *key,
+           const char *what, int rate, int burst, const char *topic, char *why, size_t wl)
 {
 	const cJSON *k = cJSON_GetObjectItemCaseSensitive(body, key);
 	bool named = cJSON_IsString(k) && hearth_id_valid_str(k->valuestring);
-	int64_t retry;
+	struct hearth_ratelimit_refusal r;
+	char more[80] = "";
 
-	if (hearth_ratelimit_take(rl, named ? k->valuestring : "*", hearth_mono_ms(), &retry))
-		return true;
+	if (hearth_ratelimit_take(rl, named ? k->valuestring : "*", hearth_mono_ms(), &r))
+		return RL_PASS;
 	h->n_rate_limited++;
+	if (!r.answer)
+		return RL_DROP;
+	if (r.unanswered)
+		snprintf(more, sizeof(more),
+		         " (and %u more refused unanswered since the last answer)", r.unanswered);
 	snprintf(why, wl,
-	         "%s %s%.64s sends more than %d %s a second (burst %d): try again in %lld ms", key,
-	         named ? "" : "(none: the anonymous bucket)", named ? k->valuestring : "", rate,
-	         what, burst, (long long)retry);
+	         "%s %s%.64s sends more than %d %s a second (burst %d): try again in %lld ms%s",
+	         key, named ? "" : "(none: the anonymous bucket)", named ? k->valuestring : "",
+	         rate, what, burst, (long long)r.retry_ms, more);
 	post_in_error(h, "rate_limited", topic, why);
-	return false;
+	return RL_ANSWER;
 }
 
 /*
  * An intent from any transport (MQTT, CoAP): check it, give it an id, post
- * it. Past its source's rate limit it is answered rate_limited at once. body and reply are taken. Returns 0, or an error with the reason in
+ * it. Past its source's rate limit it is refused: answered rate_limited at
+ * once, or during a flood dropped unanswered (rate_check). body and reply are taken. Returns 0, or an error with the reason in
  * why, also reported on <p>/error (with topic, when there is one).
  */
 static int
@@ -458,6 +469,7 @@ intent_in(hearth_hub *h, const char *topic, cJSON *body, hearth_reply_to *reply,
           size_t wl)
 {
 	hearth_msg m = {.type = HEARTH_MSG_INTENT, .body = body, .reply = *reply};
+	enum rl_verdict verdict;
 	const cJSON *id;
 
 	memset(reply, 0, sizeof(*reply));
@@ -476,8 +488,13 @@ intent_in(hearth_hub *h, const char *topic, cJSON *body, hearth_reply_to *reply,
 		snprintf(m.id, sizeof(m.id), "i-%llx-%lu", (unsigned long long)hearth_wall_ms(),
 		         ++h->intent_seq);
 	}
-	if (!rate_ok(h, h->intent_rl, body, "source", "intents", h->cfg->intent_rate,
-	             h->cfg->intent_burst, topic, why, wl)) {
+	verdict = rate_check(h, h->intent_rl, body, "source", "intents", h->cfg->intent_rate,
+	                     h->cfg->intent_burst, topic, why, wl);
+	if (verdict == RL_DROP) {
+		hearth_msg_clear(&m);
+		return 0;
+	}
+	if (verdict == RL_ANSWER) {
 		/* The sender hears it too, on its reply topic; nothing is planned. */
 		cJSON_Delete(m.body);
 		m.type = HEARTH_MSG_INTENT_REPLY;
@@ -612,7 +629,7 @@ static void
 on_approval_msg(hearth_hub *h, const struct hearth_mqtt_msg *mm, const char *rest)
 {
 	const char *slash = strchr(rest, '/');
-	char why[192];
+	char why[256];
 	cJSON *body;
 	int rc;
 
@@ -635,9 +652,9 @@ on_approval_msg(hearth_hub *h, const struct hearth_mqtt_msg *mm, const char *res
 	}
 	if (!cJSON_IsObject(body))
 		post_in_error(h, "bad_request", mm->topic, "an approval response is a JSON object");
-	else if (rate_ok(h, h->approval_rl, body, "approver", "approval responses",
-	                 h->cfg->approval_rate, h->cfg->approval_burst, mm->topic, why,
-	                 sizeof(why))) {
+	else if (rate_check(h, h->approval_rl, body, "approver", "approval responses",
+	                    h->cfg->approval_rate, h->cfg->approval_burst, mm->topic, why,
+	                    sizeof(why)) == RL_PASS) {
 		snprintf(why, sizeof(why), "no plan awaits approval as %.*s", (int)(slash - rest),
 		         rest);
 		post_in_error(h, "bad_request", mm->topic, why);
