@@ -429,13 +429,16 @@ post_in_error(hearth_hub *h, const char *code, const char *topic, const char *de
  * when that is a valid id, else the anonymous one ("*", which no id can
  * be). RL_PASS, or a refusal: RL_ANSWER (reported on <p>/error, the reason
  * in why, for the sender to be answered too) or RL_DROP (a flood: dropped
- * unanswered, counted in the next answer).
+ * unanswered, counted in the next answer). With always, a refusal is always
+ * RL_ANSWER, but reported only when the limiter says so (a CoAP request
+ * waits for its answer: it must get one).
  */
 enum rl_verdict { RL_PASS, RL_ANSWER, RL_DROP };
 
 static enum rl_verdict
 rate_check(hearth_hub *h, hearth_ratelimit *rl, const cJSON *body, const char *key,
-           const char *what, int rate, int burst, const char *topic, char *why, size_t wl)
+           const char *what, int rate, int burst, bool always, const char *topic, char *why,
+           size_t wl)
 {
 	const cJSON *k = cJSON_GetObjectItemCaseSensitive(body, key);
 	bool named = cJSON_IsString(k) && hearth_id_valid_str(k->valuestring);
@@ -445,7 +448,7 @@ rate_check(hearth_hub *h, hearth_ratelimit *rl, const cJSON *body, const char *k
 	if (hearth_ratelimit_take(rl, named ? k->valuestring : "*", hearth_mono_ms(), &r))
 		return RL_PASS;
 	h->n_rate_limited++;
-	if (!r.answer)
+	if (!r.answer && !always)
 		return RL_DROP;
 	if (r.unanswered)
 		snprintf(more, sizeof(more),
@@ -454,15 +457,17 @@ rate_check(hearth_hub *h, hearth_ratelimit *rl, const cJSON *body, const char *k
 	         "%s %s%.64s sends more than %d %s a second (burst %d): try again in %lld ms%s",
 	         key, named ? "" : "(none: the anonymous bucket)", named ? k->valuestring : "",
 	         rate, what, burst, (long long)r.retry_ms, more);
-	post_in_error(h, "rate_limited", topic, why);
+	if (r.answer)
+		post_in_error(h, "rate_limited", topic, why);
 	return RL_ANSWER;
 }
 
 /*
  * An intent from any transport (MQTT, CoAP): check it, give it an id, post
  * it. Past its source's rate limit it is refused: answered rate_limited at
- * once, or during a flood dropped unanswered (rate_check). body and reply are taken. Returns 0, or an error with the reason in
- * why, also reported on <p>/error (with topic, when there is one).
+ * once, or during a flood dropped unanswered (rate_check). body and reply
+ * are taken. Returns 0, or an error with the reason in why, also reported
+ * on <p>/error (with topic, when there is one).
  */
 static int
 intent_in(hearth_hub *h, const char *topic, cJSON *body, hearth_reply_to *reply, char *why,
@@ -488,8 +493,9 @@ intent_in(hearth_hub *h, const char *topic, cJSON *body, hearth_reply_to *reply,
 		snprintf(m.id, sizeof(m.id), "i-%llx-%lu", (unsigned long long)hearth_wall_ms(),
 		         ++h->intent_seq);
 	}
+	/* Only CoAP calls without a topic. */
 	verdict = rate_check(h, h->intent_rl, body, "source", "intents", h->cfg->intent_rate,
-	                     h->cfg->intent_burst, topic, why, wl);
+	                     h->cfg->intent_burst, !topic, topic, why, wl);
 	if (verdict == RL_DROP) {
 		hearth_msg_clear(&m);
 		return 0;
@@ -653,7 +659,7 @@ on_approval_msg(hearth_hub *h, const struct hearth_mqtt_msg *mm, const char *res
 	if (!cJSON_IsObject(body))
 		post_in_error(h, "bad_request", mm->topic, "an approval response is a JSON object");
 	else if (rate_check(h, h->approval_rl, body, "approver", "approval responses",
-	                    h->cfg->approval_rate, h->cfg->approval_burst, mm->topic, why,
+	                    h->cfg->approval_rate, h->cfg->approval_burst, false, mm->topic, why,
 	                    sizeof(why)) == RL_PASS) {
 		snprintf(why, sizeof(why), "no plan awaits approval as %.*s", (int)(slash - rest),
 		         rest);

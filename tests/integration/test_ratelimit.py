@@ -221,5 +221,37 @@ class RateLimitTest(harness.TestCase):
         self.hub_.check_alive()
 
 
+class CoapRateLimitTest(harness.TestCase):
+    """A CoAP request waits for its answer: every refused one gets it (2.04
+    with the rate_limited reply), not only the first after a pass."""
+
+    def test_coap_intents_limited_and_answered(self):
+        import test_coap as tc  # its coap-client helpers
+
+        tc.tool("coap-client")
+        port = tc.free_udp_port()
+        cfg = os.path.join(harness.workdir("cfg"), "hearth.json")
+        with open(cfg, "w") as f:
+            json.dump({"coap": {"listen": f"[::1]:{port}"},
+                       "limits": {"intent_rate": RATE, "intent_burst": BURST}}, f)
+        broker = self.broker()
+        phone = self.client(broker)
+        phone.subscribe(f"{P}/#")
+        hub = self.hub(broker, config=cfg)
+        hub.wait_online(phone)
+        answers = []
+        for i in range(BURST + 4):
+            out, err = tc.coap("-m", "post", "-t", "json", "-e",
+                               json.dumps(intent(i, "coap-remote", "c")),
+                               f"coap://[::1]:{port}/intent")
+            self.assertTrue(out, f"no CoAP answer to c-{i} (stderr: {err})")
+            answers.append(json.loads(out))
+        limited = [a for a in answers if a.get("error") == "rate_limited"]
+        self.assertGreaterEqual(len(limited), 2, answers)
+        self.assertTrue(all("source coap-remote sends more than" in a["detail"] for a in limited))
+        self.assertTrue(all(a["id"].startswith("c-") for a in answers))
+        hub.check_alive()
+
+
 if __name__ == "__main__":
     harness.main()
