@@ -81,6 +81,7 @@ struct hearth_hub {
 	int mqtt_fd;          /* watched socket, -1 when none */
 	uint32_t mqtt_events; /* what the loop watches it for */
 	bool connected;
+	bool connack; /* the broker answered this connection attempt */
 	bool stopping;
 	int reconnect_ms; /* current backoff */
 	int reconnect_timer;
@@ -712,6 +713,7 @@ on_message(void *ud, const struct hearth_mqtt_msg *mm)
 
 static void on_mqtt_io(void *ud, int fd, uint32_t events);
 static void try_connect(void *ud);
+static void tls_failed(hearth_hub *h);
 
 static void
 watch_mqtt(hearth_hub *h)
@@ -750,7 +752,24 @@ lost(hearth_hub *h)
 		LOG_WARN("hub", "lost the broker at %s:%d; reconnecting", h->cfg->broker_host,
 		         h->cfg->broker_port);
 	h->connected = false;
+	/* Gone before any CONNACK: with TLS, the handshake was refused. */
+	if (!h->stopping && !h->connack && h->cfg->mqtt_tls_ca_file) {
+		h->connack = true; /* said once per attempt */
+		tls_failed(h);
+	}
 	schedule_reconnect(h);
+}
+
+/* The TLS handshake failed (in the connect, or later in the first read). */
+static void
+tls_failed(hearth_hub *h)
+{
+	LOG_WARN("hub",
+	         "TLS to the broker at %s:%d failed (is %s the CA that signed the broker's "
+	         "certificate, does that certificate name %s, does the broker accept our "
+	         "client certificate?); retrying in %d ms",
+	         h->cfg->broker_host, h->cfg->broker_port, h->cfg->mqtt_tls_ca_file,
+	         h->cfg->broker_host, h->reconnect_ms);
 }
 
 static void
@@ -764,14 +783,10 @@ try_connect(void *ud)
 	/* The will says when we were last seen alive: now. */
 	status_json(will, sizeof(will), "offline");
 	hearth_mqtt_set_will(h->mqtt, will);
+	h->connack = false;
 	rc = hearth_mqtt_connect(h->mqtt);
 	if (rc == -EPROTO && h->cfg->mqtt_tls_ca_file) {
-		LOG_WARN("hub",
-		         "TLS to the broker at %s:%d failed (is %s the CA that signed the broker's "
-		         "certificate, does that certificate name %s, does the broker accept our "
-		         "client certificate?); retrying in %d ms",
-		         h->cfg->broker_host, h->cfg->broker_port, h->cfg->mqtt_tls_ca_file,
-		         h->cfg->broker_host, h->reconnect_ms);
+		tls_failed(h);
 		schedule_reconnect(h);
 		return;
 	}
@@ -793,6 +808,7 @@ on_connect(void *ud, int rc, bool session_present)
 	                                   "device/+/availability", "approval/+/response"};
 	char topic[TOPIC_MAX];
 
+	h->connack = true;
 	if (rc) {
 		/* MQTT v5 0x86, 0x87 (v3.1.1: 4, 5): the credentials. */
 		bool creds = rc == 0x86 || rc == 0x87 || rc == 4 || rc == 5;
