@@ -2360,7 +2360,7 @@ pair_in_store(const struct ctl *c, hearth_store *st)
 	struct hearth_store_info info;
 	uint8_t key[HEARTH_APPROVER_KEY_LEN];
 	char hex[2 * HEARTH_APPROVER_KEY_LEN + 1] = "", why[512] = "", prefix[96];
-	int64_t at, now = (int64_t)time(NULL) * 1000;
+	int64_t at = 0, now = (int64_t)time(NULL) * 1000;
 	cJSON *r = NULL;
 	int err;
 

@@ -87,6 +87,7 @@ struct hearth_hub {
 	int mqtt_fd;          /* watched socket, -1 when none */
 	uint32_t mqtt_events; /* what the loop watches it for */
 	bool connected;
+	bool connack; /* the broker answered this connection attempt */
 	bool stopping;
 	int reconnect_ms; /* current backoff */
 	int reconnect_timer;
@@ -526,37 +527,54 @@ post_in_error(hearth_hub *h, const char *code, const char *topic, const char *de
 /*
  * The rate limit of one message: its bucket is the string field key of body
  * when that is a valid id, else the anonymous one ("*", which no id can
- * be). false: refused, reported on <p>/error with the reason in why.
+ * be). RL_PASS, or a refusal: RL_ANSWER (reported on <p>/error, the reason
+ * in why, for the sender to be answered too) or RL_DROP (a flood: dropped
+ * unanswered, counted in the next answer). With always, a refusal is always
+ * RL_ANSWER, but reported only when the limiter says so (a CoAP request
+ * waits for its answer: it must get one).
  */
-static bool
-rate_ok(hearth_hub *h, hearth_ratelimit *rl, const cJSON *body, const char *key, const char *what,
-        int rate, int burst, const char *topic, char *why, size_t wl)
+enum rl_verdict { RL_PASS, RL_ANSWER, RL_DROP };
+
+static enum rl_verdict
+rate_check(hearth_hub *h, hearth_ratelimit *rl, const cJSON *body, const char *key,
+           const char *what, int rate, int burst, bool always, const char *topic, char *why,
+           size_t wl)
 {
 	const cJSON *k = cJSON_GetObjectItemCaseSensitive(body, key);
 	bool named = cJSON_IsString(k) && hearth_id_valid_str(k->valuestring);
-	int64_t retry;
+	struct hearth_ratelimit_refusal r;
+	char more[80] = "";
 
-	if (hearth_ratelimit_take(rl, named ? k->valuestring : "*", hearth_mono_ms(), &retry))
-		return true;
+	if (hearth_ratelimit_take(rl, named ? k->valuestring : "*", hearth_mono_ms(), &r))
+		return RL_PASS;
 	h->n_rate_limited++;
+	if (!r.answer && !always)
+		return RL_DROP;
+	if (r.unanswered)
+		snprintf(more, sizeof(more),
+		         " (and %u more refused unanswered since the last answer)", r.unanswered);
 	snprintf(why, wl,
-	         "%s %s%.64s sends more than %d %s a second (burst %d): try again in %lld ms", key,
-	         named ? "" : "(none: the anonymous bucket)", named ? k->valuestring : "", rate,
-	         what, burst, (long long)retry);
-	post_in_error(h, "rate_limited", topic, why);
-	return false;
+	         "%s %s%.64s sends more than %d %s a second (burst %d): try again in %lld ms%s",
+	         key, named ? "" : "(none: the anonymous bucket)", named ? k->valuestring : "",
+	         rate, what, burst, (long long)r.retry_ms, more);
+	if (r.answer)
+		post_in_error(h, "rate_limited", topic, why);
+	return RL_ANSWER;
 }
 
 /*
  * An intent from any transport (MQTT, CoAP): check it, give it an id, post
- * it. Past its source's rate limit it is answered rate_limited at once. body and reply are taken. Returns 0, or an error with the reason in
- * why, also reported on <p>/error (with topic, when there is one).
+ * it. Past its source's rate limit it is refused: answered rate_limited at
+ * once, or during a flood dropped unanswered (rate_check). body and reply
+ * are taken. Returns 0, or an error with the reason in why, also reported
+ * on <p>/error (with topic, when there is one).
  */
 static int
 intent_in(hearth_hub *h, const char *topic, cJSON *body, hearth_reply_to *reply, char *why,
           size_t wl)
 {
 	hearth_msg m = {.type = HEARTH_MSG_INTENT, .body = body, .reply = *reply};
+	enum rl_verdict verdict;
 	const cJSON *id;
 
 	memset(reply, 0, sizeof(*reply));
@@ -575,8 +593,14 @@ intent_in(hearth_hub *h, const char *topic, cJSON *body, hearth_reply_to *reply,
 		snprintf(m.id, sizeof(m.id), "i-%llx-%lu", (unsigned long long)hearth_wall_ms(),
 		         ++h->intent_seq);
 	}
-	if (!rate_ok(h, h->intent_rl, body, "source", "intents", h->cfg->intent_rate,
-	             h->cfg->intent_burst, topic, why, wl)) {
+	/* Only CoAP calls without a topic. */
+	verdict = rate_check(h, h->intent_rl, body, "source", "intents", h->cfg->intent_rate,
+	                     h->cfg->intent_burst, !topic, topic, why, wl);
+	if (verdict == RL_DROP) {
+		hearth_msg_clear(&m);
+		return 0;
+	}
+	if (verdict == RL_ANSWER) {
 		/* The sender hears it too, on its reply topic; nothing is planned. */
 		cJSON_Delete(m.body);
 		m.type = HEARTH_MSG_INTENT_REPLY;
@@ -711,7 +735,7 @@ on_approval_msg(hearth_hub *h, const struct hearth_mqtt_msg *mm, const char *res
 {
 	hearth_msg m = {.type = HEARTH_MSG_APPROVAL_RESPONSE};
 	const char *slash = strchr(rest, '/');
-	char why[192];
+	char why[256];
 	int rc;
 
 	if (!slash || strcmp(slash + 1, "response"))
@@ -734,9 +758,9 @@ on_approval_msg(hearth_hub *h, const struct hearth_mqtt_msg *mm, const char *res
 	}
 	if (!cJSON_IsObject(m.body))
 		post_in_error(h, "bad_request", mm->topic, "an approval response is a JSON object");
-	else if (rate_ok(h, h->approval_rl, m.body, "approver", "approval responses",
-	                 h->cfg->approval_rate, h->cfg->approval_burst, mm->topic, why,
-	                 sizeof(why))) {
+	else if (rate_check(h, h->approval_rl, m.body, "approver", "approval responses",
+	                    h->cfg->approval_rate, h->cfg->approval_burst, false, mm->topic, why,
+	                    sizeof(why)) == RL_PASS) {
 		hearth_post(&h->out, &m);
 		return;
 	}
@@ -787,6 +811,7 @@ on_message(void *ud, const struct hearth_mqtt_msg *mm)
 
 static void on_mqtt_io(void *ud, int fd, uint32_t events);
 static void try_connect(void *ud);
+static void tls_failed(hearth_hub *h);
 
 static void
 watch_mqtt(hearth_hub *h)
@@ -825,7 +850,24 @@ lost(hearth_hub *h)
 		LOG_WARN("hub", "lost the broker at %s:%d; reconnecting", h->cfg->broker_host,
 		         h->cfg->broker_port);
 	h->connected = false;
+	/* Gone before any CONNACK: with TLS, the handshake was refused. */
+	if (!h->stopping && !h->connack && h->cfg->mqtt_tls_ca_file) {
+		h->connack = true; /* said once per attempt */
+		tls_failed(h);
+	}
 	schedule_reconnect(h);
+}
+
+/* The TLS handshake failed (in the connect, or later in the first read). */
+static void
+tls_failed(hearth_hub *h)
+{
+	LOG_WARN("hub",
+	         "TLS to the broker at %s:%d failed (is %s the CA that signed the broker's "
+	         "certificate, does that certificate name %s, does the broker accept our "
+	         "client certificate?); retrying in %d ms",
+	         h->cfg->broker_host, h->cfg->broker_port, h->cfg->mqtt_tls_ca_file,
+	         h->cfg->broker_host, h->reconnect_ms);
 }
 
 static void
@@ -839,14 +881,10 @@ try_connect(void *ud)
 	/* The will says when we were last seen alive: now. */
 	status_json(will, sizeof(will), "offline");
 	hearth_mqtt_set_will(h->mqtt, will);
+	h->connack = false;
 	rc = hearth_mqtt_connect(h->mqtt);
 	if (rc == -EPROTO && h->cfg->mqtt_tls_ca_file) {
-		LOG_WARN("hub",
-		         "TLS to the broker at %s:%d failed (is %s the CA that signed the broker's "
-		         "certificate, does that certificate name %s, does the broker accept our "
-		         "client certificate?); retrying in %d ms",
-		         h->cfg->broker_host, h->cfg->broker_port, h->cfg->mqtt_tls_ca_file,
-		         h->cfg->broker_host, h->reconnect_ms);
+		tls_failed(h);
 		schedule_reconnect(h);
 		return;
 	}
@@ -878,6 +916,7 @@ on_connect(void *ud, int rc, bool session_present)
 	                                   "device/+/availability", "approval/+/response"};
 	char topic[TOPIC_MAX];
 
+	h->connack = true;
 	if (rc) {
 		/* MQTT v5 0x86, 0x87 (v3.1.1: 4, 5): the credentials. */
 		bool creds = rc == 0x86 || rc == 0x87 || rc == 4 || rc == 5;

@@ -4,7 +4,9 @@
  * and kept on a doubly linked list in order of use: a hit moves its bucket
  * to the front, a miss on a full table reuses the bucket at the back. Tokens
  * are counted in thousandths, so a refill of rate tokens per second is rate
- * thousandths per millisecond and the arithmetic stays exact. It owns its
+ * thousandths per millisecond and the arithmetic stays exact. Each bucket
+ * also remembers whether a refusal was answered since its last pass, and how
+ * many went unanswered since. It owns its
  * table and nothing else, and never reads a clock.
  */
 #include "runtime/ratelimit.h"
@@ -21,6 +23,8 @@ struct bucket {
 	char key[HEARTH_RATELIMIT_KEY_MAX + 1];
 	int64_t milli; /* tokens x 1000 at last_ms */
 	int64_t last_ms;
+	uint32_t unanswered; /* refusals since, not answered */
+	bool refused;        /* a refusal was answered since the last pass */
 	uint32_t hnext;      /* next in its hash chain */
 	uint32_t prev, next; /* use order: prev is more recent */
 };
@@ -157,6 +161,8 @@ add(hearth_ratelimit *rl, const char *key, size_t len, uint32_t h, int64_t now_m
 	memcpy(rl->b[i].key, key, len + 1);
 	rl->b[i].milli = rl->cap;
 	rl->b[i].last_ms = now_ms;
+	rl->b[i].unanswered = 0;
+	rl->b[i].refused = false;
 	rl->b[i].hnext = *head;
 	*head = i;
 	push_front(rl, i);
@@ -164,14 +170,17 @@ add(hearth_ratelimit *rl, const char *key, size_t len, uint32_t h, int64_t now_m
 }
 
 bool
-hearth_ratelimit_take(hearth_ratelimit *rl, const char *key, int64_t now_ms, int64_t *retry_ms)
+hearth_ratelimit_take(hearth_ratelimit *rl, const char *key, int64_t now_ms,
+                      struct hearth_ratelimit_refusal *r)
 {
+	struct hearth_ratelimit_refusal dummy;
 	struct bucket *e;
 	size_t len;
 	uint32_t h, i;
 
-	if (retry_ms)
-		*retry_ms = 0;
+	if (!r)
+		r = &dummy;
+	*r = (struct hearth_ratelimit_refusal){.answer = true};
 	if (!rl || !key || !(len = strlen(key)) || len > HEARTH_RATELIMIT_KEY_MAX)
 		return false;
 	if (!rl->rate)
@@ -197,9 +206,17 @@ hearth_ratelimit_take(hearth_ratelimit *rl, const char *key, int64_t now_ms, int
 	}
 	if (e->milli >= 1000) {
 		e->milli -= 1000;
+		e->refused = false;
 		return true;
 	}
-	if (retry_ms)
-		*retry_ms = (1000 - e->milli + rl->rate - 1) / rl->rate;
+	r->retry_ms = (1000 - e->milli + rl->rate - 1) / rl->rate;
+	r->answer = !e->refused;
+	if (!r->answer) {
+		e->unanswered++;
+		return false;
+	}
+	r->unanswered = e->unanswered;
+	e->unanswered = 0;
+	e->refused = true;
 	return false;
 }

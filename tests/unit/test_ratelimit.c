@@ -1,6 +1,7 @@
 /*
  * test_ratelimit.c - the per-source token buckets: a burst then refusal,
- * refill with (injected) time and the wait it announces, sources that do not
+ * refill with (injected) time and the wait it announces, only the first
+ * refusal after a pass answered (the rest counted), sources that do not
  * share a bucket, a bounded table under a flood of made-up sources that
  * forgets the least recently used one, no limit at rate 0, refused keys and
  * failing allocations.
@@ -33,18 +34,57 @@ static void
 test_burst_then_refused(void **state)
 {
 	hearth_ratelimit *rl = make(2, 5, 16);
-	int64_t retry = -1;
+	struct hearth_ratelimit_refusal r;
 
 	for (int i = 0; i < 5; i++)
 		assert_true(hearth_ratelimit_take(rl, "remote-1", 1000, NULL));
-	assert_false(hearth_ratelimit_take(rl, "remote-1", 1000, &retry));
+	assert_false(hearth_ratelimit_take(rl, "remote-1", 1000, &r));
 	/* 2 tokens per second: the next one in 500 ms. */
-	assert_int_equal(retry, 500);
-	assert_false(hearth_ratelimit_take(rl, "remote-1", 1499, &retry));
-	assert_int_equal(retry, 1);
-	assert_true(hearth_ratelimit_take(rl, "remote-1", 1500, &retry));
-	assert_int_equal(retry, 0);
+	assert_int_equal(r.retry_ms, 500);
+	assert_true(r.answer);
+	assert_int_equal(r.unanswered, 0);
+	assert_false(hearth_ratelimit_take(rl, "remote-1", 1499, &r));
+	assert_int_equal(r.retry_ms, 1);
+	assert_true(hearth_ratelimit_take(rl, "remote-1", 1500, &r));
 	assert_false(hearth_ratelimit_take(rl, "remote-1", 1500, NULL));
+	hearth_ratelimit_free(rl);
+}
+
+static void
+test_refusals_answered_sparingly(void **state)
+{
+	hearth_ratelimit *rl = make(10, 1, 16);
+	struct hearth_ratelimit_refusal r;
+	int answered = 0, passed = 0;
+
+	assert_true(hearth_ratelimit_take(rl, "flood", 0, &r));
+	/* The first refusal is answered, the next ones are not. */
+	assert_false(hearth_ratelimit_take(rl, "flood", 0, &r));
+	assert_true(r.answer);
+	assert_int_equal(r.unanswered, 0);
+	for (int i = 0; i < 50; i++) {
+		assert_false(hearth_ratelimit_take(rl, "flood", 1 + i, &r));
+		assert_false(r.answer);
+	}
+	/* After a pass the next refusal is answered, and counts the others. */
+	assert_true(hearth_ratelimit_take(rl, "flood", 100, &r));
+	assert_false(hearth_ratelimit_take(rl, "flood", 100, &r));
+	assert_true(r.answer);
+	assert_int_equal(r.unanswered, 50);
+	/* A flood at 10,000/s for 10 s: answers no faster than the rate. */
+	for (int64_t t = 1000; t < 11000; t++)
+		for (int k = 0; k < 10; k++) {
+			if (hearth_ratelimit_take(rl, "flood", t, &r))
+				passed++;
+			else if (r.answer)
+				answered++;
+		}
+	assert_true(passed >= 99 && passed <= 101);
+	assert_true(answered <= passed + 1);
+	/* Another source is answered at once, whatever the flood did. */
+	assert_true(hearth_ratelimit_take(rl, "other", 11000, &r));
+	assert_false(hearth_ratelimit_take(rl, "other", 11000, &r));
+	assert_true(r.answer);
 	hearth_ratelimit_free(rl);
 }
 
@@ -187,6 +227,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_burst_then_refused),
+	        cmocka_unit_test(test_refusals_answered_sparingly),
 	        cmocka_unit_test(test_refill_caps_at_burst),
 	        cmocka_unit_test(test_sources_are_separate),
 	        cmocka_unit_test(test_flood_of_sources_is_bounded),
