@@ -540,3 +540,59 @@ fail:
 	hearth_plan_free(p);
 	return NULL;
 }
+
+/* ==== Posting ==== */
+
+static void
+post_plan_msg(enum hearth_msg_type type, const char *id, cJSON *body, const hearth_outbox *out)
+{
+	hearth_msg m = {.type = type};
+
+	if (!body)
+		return;
+	memcpy(m.id, id, sizeof(m.id));
+	m.body = body;
+	hearth_post(out, &m);
+}
+
+void
+hearth_plan_post_journal(const struct hearth_plan *p, bool ended, const hearth_outbox *out)
+{
+	hearth_msg m = {.type = HEARTH_MSG_JOURNAL};
+
+	memcpy(m.id, p->id, sizeof(m.id));
+	if (!ended && !(m.body = hearth_plan_journal_json(p)))
+		return;
+	hearth_post(out, &m);
+}
+
+void
+hearth_plan_post_event(const struct hearth_plan *p, const hearth_now *now, const hearth_outbox *out)
+{
+	post_plan_msg(HEARTH_MSG_PLAN_EVENT, p->id, hearth_plan_event_json(p, now->wall_ms), out);
+}
+
+void
+hearth_plan_post_reply(struct hearth_plan *p, const hearth_outbox *out)
+{
+	hearth_msg m = {.type = HEARTH_MSG_INTENT_REPLY};
+
+	if (p->replied)
+		return;
+	p->replied = true;
+	memcpy(m.id, p->intent_id, sizeof(m.id));
+	m.body = hearth_plan_reply_json(p);
+	m.reply = p->reply;
+	memset(&p->reply, 0, sizeof(p->reply));
+	if (m.body)
+		hearth_post(out, &m);
+	else
+		hearth_reply_clear(&m.reply);
+}
+
+void
+hearth_plan_post_episode(const struct hearth_plan *p, const hearth_now *now,
+                         const hearth_outbox *out)
+{
+	post_plan_msg(HEARTH_MSG_EPISODE, p->id, hearth_plan_episode_json(p, now), out);
+}

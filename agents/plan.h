@@ -138,4 +138,18 @@ cJSON *hearth_plan_journal_json(const struct hearth_plan *p);
  * reason in why. Deadlines are left at 0: the caller sets them. */
 struct hearth_plan *hearth_plan_from_journal(const cJSON *j, char *why, size_t why_len);
 
+/*
+ * Posting a plan's messages (for the agents that hold plans: resource,
+ * approval). journal: its journal form, or a NULL body once it ended (the
+ * entry goes in the same commit as the episode). event: PLAN_EVENT. reply:
+ * the intent's INTENT_REPLY, sent once (p->replied; the reply address moves
+ * with it). episode: EPISODE. Out of memory: the message is not posted.
+ */
+void hearth_plan_post_journal(const struct hearth_plan *p, bool ended, const hearth_outbox *out);
+void hearth_plan_post_event(const struct hearth_plan *p, const hearth_now *now,
+                            const hearth_outbox *out);
+void hearth_plan_post_reply(struct hearth_plan *p, const hearth_outbox *out);
+void hearth_plan_post_episode(const struct hearth_plan *p, const hearth_now *now,
+                              const hearth_outbox *out);
+
 #endif

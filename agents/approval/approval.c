@@ -136,40 +136,6 @@ post_body(const hearth_outbox *out, enum hearth_msg_type type, const char *id, c
 	hearth_post(out, &m);
 }
 
-static void
-post_journal(const struct hearth_plan *p, bool ended, const hearth_outbox *out)
-{
-	hearth_msg m = {.type = HEARTH_MSG_JOURNAL};
-
-	memcpy(m.id, p->id, sizeof(m.id));
-	if (!ended && !(m.body = hearth_plan_journal_json(p)))
-		return;
-	hearth_post(out, &m);
-}
-
-static void
-post_event(const struct hearth_plan *p, const hearth_now *now, const hearth_outbox *out)
-{
-	post_body(out, HEARTH_MSG_PLAN_EVENT, p->id, hearth_plan_event_json(p, now->wall_ms));
-}
-
-/* The intent's reply; it is sent once, so the address moves with it. */
-static void
-post_reply(struct hearth_plan *p, const hearth_outbox *out)
-{
-	hearth_msg m = {.type = HEARTH_MSG_INTENT_REPLY};
-
-	memcpy(m.id, p->intent_id, sizeof(m.id));
-	m.body = hearth_plan_reply_json(p);
-	m.reply = p->reply;
-	memset(&p->reply, 0, sizeof(p->reply));
-	p->replied = true;
-	if (m.body)
-		hearth_post(out, &m);
-	else
-		hearth_reply_clear(&m.reply);
-}
-
 /* An audit record about plan p: {"event","plan_id","recipe","risk"[,"approver"]}. */
 static void
 post_audit(const struct hearth_plan *p, const char *event, const hearth_outbox *out)
@@ -213,24 +179,18 @@ static void
 end_plan(struct hearth_plan *p, enum hearth_plan_state state, const char *reason, const char *event,
          const hearth_now *now, const hearth_outbox *out)
 {
-	hearth_msg ep = {.type = HEARTH_MSG_EPISODE};
-
 	p->state = state;
 	p->nonce[0] = '\0';
 	hearth_free(p->reason);
 	p->reason = hearth_strdup(reason);
 	LOG_INFO("approval", "plan %s (%s) %s: %s", p->id, p->recipe, hearth_plan_state_name(state),
 	         reason);
-	post_event(p, now, out);
-	memcpy(ep.id, p->id, sizeof(ep.id));
-	ep.body = hearth_plan_episode_json(p, now);
-	if (ep.body)
-		hearth_post(out, &ep);
-	post_journal(p, true, out);
+	hearth_plan_post_event(p, now, out);
+	hearth_plan_post_episode(p, now, out);
+	hearth_plan_post_journal(p, true, out);
 	if (event)
 		post_audit(p, event, out);
-	if (!p->replied)
-		post_reply(p, out);
+	hearth_plan_post_reply(p, out);
 }
 
 /* ==== Friction ==== */
@@ -395,9 +355,10 @@ on_plan(hearth_approval *a, hearth_msg *m, const hearth_now *now, const hearth_o
 		cJSON_AddNumberToObject(b, "expires_at", (double)p->approval_expires);
 	}
 	post_body(out, HEARTH_MSG_APPROVAL_REQUEST, p->id, b);
-	post_journal(p, false, out);
-	post_event(p, now, out);
-	post_reply(p, out);
+	hearth_plan_post_journal(p, false, out);
+	hearth_plan_post_event(p, now, out);
+	p->replied = false; /* journaled as replied: the reply is posted now */
+	hearth_plan_post_reply(p, out);
 	post_audit(p, "approval.requested", out);
 	friction_add(a, 1, 0, 0, now, out);
 	LOG_INFO("approval", "plan %s (%s, %s risk) awaits approval until %lld", p->id, p->recipe,
@@ -607,7 +568,7 @@ on_response(hearth_approval *a, hearth_msg *m, const hearth_now *now, const hear
 
 		LOG_INFO("approval", "plan %s approved by %s", p->id, p->approver);
 		/* The used nonce is gone from the journal in this turn's commit. */
-		post_journal(p, false, out);
+		hearth_plan_post_journal(p, false, out);
 		post_audit(p, "approval.granted", out);
 		count_decision(a, p, true, out);
 		friction_add(a, 0, 1, 0, now, out);

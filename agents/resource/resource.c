@@ -102,48 +102,27 @@ hearth_resource_resuming(const hearth_resource *r)
 
 /* ==== Output ==== */
 
-/* The plan's journal entry: its current form, or NULL once it ended. */
 static void
 post_journal(const struct hearth_plan *p, bool ended, const hearth_outbox *out)
 {
-	hearth_msg m = {.type = HEARTH_MSG_JOURNAL};
-
-	memcpy(m.id, p->id, sizeof(m.id));
-	if (!ended && !(m.body = hearth_plan_journal_json(p)))
-		return;
-	hearth_post(out, &m);
+	hearth_plan_post_journal(p, ended, out);
 }
 
 /* Every change of a plan is journaled and published. */
 static void
 post_event(const struct hearth_plan *p, const hearth_now *now, const hearth_outbox *out)
 {
-	hearth_msg m = {.type = HEARTH_MSG_PLAN_EVENT};
-
 	if (!hearth_plan_state_terminal(p->state))
-		post_journal(p, false, out);
-	memcpy(m.id, p->id, sizeof(m.id));
-	m.body = hearth_plan_event_json(p, now->wall_ms);
-	if (m.body)
-		hearth_post(out, &m);
+		hearth_plan_post_journal(p, false, out);
+	hearth_plan_post_event(p, now, out);
 }
 
+/* The intent's reply; none for a plan answered when it began to wait for an
+ * approval (p->replied). */
 static void
 post_reply(struct hearth_plan *p, const hearth_outbox *out)
 {
-	hearth_msg m = {.type = HEARTH_MSG_INTENT_REPLY};
-
-	if (p->replied) /* answered when it began to wait for an approval */
-		return;
-	p->replied = true;
-	memcpy(m.id, p->intent_id, sizeof(m.id));
-	m.body = hearth_plan_reply_json(p);
-	m.reply = p->reply; /* the reply is sent once: the address moves with it */
-	memset(&p->reply, 0, sizeof(p->reply));
-	if (m.body)
-		hearth_post(out, &m);
-	else
-		hearth_reply_clear(&m.reply);
+	hearth_plan_post_reply(p, out);
 }
 
 /* Refuse p: the intent's reply and <p>/error carry code and detail. */
@@ -451,15 +430,11 @@ static void
 finish(hearth_resource *r, struct hearth_plan *p, enum hearth_plan_state state,
        const hearth_now *now, const hearth_outbox *out)
 {
-	hearth_msg ep = {.type = HEARTH_MSG_EPISODE};
 	p->state = state;
 	LOG_INFO("resource", "plan %s (%s) %s", p->id, p->intent, hearth_plan_state_name(state));
 	post_event(p, now, out);
 	post_journal(p, true, out); /* gone in the same commit as the episode */
-	memcpy(ep.id, p->id, sizeof(ep.id));
-	ep.body = hearth_plan_episode_json(p, now);
-	if (ep.body)
-		hearth_post(out, &ep);
+	hearth_plan_post_episode(p, now, out);
 }
 
 /* Start compensating p: undo what changed. */
