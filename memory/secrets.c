@@ -16,7 +16,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "memory/audit.h"
+#include "platform/alloc.h"
+#include "platform/crypto.h"
 #include "platform/err.h"
+#include "platform/json.h"
 #include "platform/id.h"
 #include "platform/log.h"
 
@@ -267,4 +271,90 @@ hearth_secrets_approvers_each(hearth_store *st, hearth_approver_fn fn, void *ud)
 		return HEARTH_E_INVALID;
 	return store__each(st, HEARTH_DB_SECRETS, HEARTH_APPROVER_PREFIX, true,
 	                   HEARTH_SECRET_NAME_MAX, approver_visit, &a);
+}
+
+/* ==== Pairing (hearthctl pair / unpair / pairs, through hearthd or not) ==== */
+
+static int
+audit_pairing(hearth_store *st, const char *kind, const char *name, int rotated, int64_t now)
+{
+	cJSON *d = cJSON_CreateObject();
+	char *text;
+	int rc;
+
+	if (!d || !cJSON_AddStringToObject(d, "approver", name) ||
+	    (rotated >= 0 && !cJSON_AddBoolToObject(d, "rotated", rotated)) ||
+	    !cJSON_AddStringToObject(d, "by", "hearthctl")) {
+		cJSON_Delete(d);
+		return -ENOMEM;
+	}
+	text = hearth_json_print(d);
+	cJSON_Delete(d);
+	rc = text ? hearth_audit_append(st, now, kind, name, text) : -ENOMEM;
+	hearth_free(text);
+	return rc;
+}
+
+int
+hearth_approver_pair(hearth_store *st, const char *name, bool rotate, int64_t now,
+                     char hex[2 * HEARTH_APPROVER_KEY_LEN + 1], bool *rotated)
+{
+	uint8_t key[HEARTH_APPROVER_KEY_LEN];
+	int64_t at;
+	int rc = hearth_secrets_approver_paired_at(st, name, &at);
+
+	hex[0] = '\0';
+	if (rc && rc != HEARTH_E_NOT_FOUND)
+		return rc;
+	if (!rc && !rotate)
+		return HEARTH_E_BUSY;
+	*rotated = !rc;
+	if ((rc = hearth_random(key, sizeof(key))) ||
+	    (rc = hearth_secrets_approver_put(st, name, key, now))) {
+		explicit_bzero(key, sizeof(key));
+		return rc;
+	}
+	hearth_hex_encode(key, sizeof(key), hex);
+	explicit_bzero(key, sizeof(key));
+	rc = audit_pairing(st, "approver.paired", name, *rotated, now);
+	if (rc)
+		explicit_bzero(hex, 2 * HEARTH_APPROVER_KEY_LEN + 1);
+	return rc;
+}
+
+int
+hearth_approver_unpair(hearth_store *st, const char *name, int64_t now)
+{
+	int rc = hearth_secrets_approver_del(st, name);
+
+	return rc ? rc : audit_pairing(st, "approver.unpaired", name, -1, now);
+}
+
+static int
+add_approver(void *ud, const char *name, int64_t paired_at)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o || !cJSON_AddStringToObject(o, "approver", name) ||
+	    !cJSON_AddNumberToObject(o, "paired_at", (double)paired_at)) {
+		cJSON_Delete(o);
+		return -ENOMEM;
+	}
+	cJSON_AddItemToArray(ud, o);
+	return 0;
+}
+
+int
+hearth_approvers_list(hearth_store *st, cJSON **out)
+{
+	cJSON *arr = cJSON_CreateArray();
+	int rc = arr ? hearth_secrets_approvers_each(st, add_approver, arr) : -ENOMEM;
+
+	*out = NULL;
+	if (rc) {
+		cJSON_Delete(arr);
+		return rc;
+	}
+	*out = arr;
+	return 0;
 }

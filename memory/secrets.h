@@ -14,6 +14,8 @@
 
 #include "memory/store.h"
 
+#include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -73,5 +75,21 @@ int hearth_secrets_approver_del(hearth_store *st, const char *name);
 /* Visit the committed approvers by name: name and pairing time, never the key. */
 typedef int (*hearth_approver_fn)(void *ud, const char *name, int64_t paired_at);
 int hearth_secrets_approvers_each(hearth_store *st, hearth_approver_fn fn, void *ud);
+
+/*
+ * Pairing as hearthctl pair does it (through hearthd, or on the store): a new
+ * 256-bit key from the OS random source for name, its hex into hex (the
+ * caller wipes it), *rotated when name had a key (only with rotate:
+ * HEARTH_E_BUSY when name is paired and rotate is false), and the audit
+ * record approver.paired {"approver","rotated","by"} with the name only.
+ * unpair: HEARTH_E_NOT_FOUND when name is not paired, else the key goes and
+ * approver.unpaired is audited. Both queue their writes (commit with the
+ * turn, or hearth_store_flush).
+ */
+int hearth_approver_pair(hearth_store *st, const char *name, bool rotate, int64_t now,
+                         char hex[2 * HEARTH_APPROVER_KEY_LEN + 1], bool *rotated);
+int hearth_approver_unpair(hearth_store *st, const char *name, int64_t now);
+/* [{"approver","paired_at"}] of the committed approvers, never a key. */
+int hearth_approvers_list(hearth_store *st, cJSON **out);
 
 #endif

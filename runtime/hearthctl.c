@@ -2319,88 +2319,34 @@ print_pairs(const struct ctl *c, const cJSON *arr)
 	return 0;
 }
 
-static int
-add_pair(void *ud, const char *name, int64_t paired_at)
-{
-	cJSON *o = cJSON_CreateObject();
-
-	if (!o || !cJSON_AddStringToObject(o, "approver", name) ||
-	    !cJSON_AddNumberToObject(o, "paired_at", (double)paired_at)) {
-		cJSON_Delete(o);
-		return -ENOMEM;
-	}
-	cJSON_AddItemToArray(ud, o);
-	return 0;
-}
-
-/* The same audit record the daemon leaves (the name, never the key). */
-static int
-audit_pairing(hearth_store *st, const char *kind, const char *name, int rotated)
-{
-	cJSON *d = cJSON_CreateObject();
-	char *text;
-	int err;
-
-	cJSON_AddStringToObject(d, "approver", name);
-	if (rotated >= 0)
-		cJSON_AddBoolToObject(d, "rotated", rotated);
-	cJSON_AddStringToObject(d, "by", "hearthctl");
-	text = hearth_json_print(d);
-	cJSON_Delete(d);
-	err = text ? hearth_audit_append(st, (int64_t)time(NULL) * 1000, kind, name, text)
-	           : -ENOMEM;
-	hearth_free(text);
-	return err;
-}
-
 /* pair, unpair and pairs on the store itself, when no daemon runs. */
 static cJSON *
 pair_in_store(const struct ctl *c, hearth_store *st)
 {
 	struct hearth_store_info info;
-	uint8_t key[HEARTH_APPROVER_KEY_LEN];
 	char hex[2 * HEARTH_APPROVER_KEY_LEN + 1] = "", why[512] = "", prefix[96];
-	int64_t at = 0, now = (int64_t)time(NULL) * 1000;
+	int64_t now = (int64_t)time(NULL) * 1000;
+	bool rotated = false;
 	cJSON *r = NULL;
 	int err;
 
 	if (c->cmd == CMD_PAIRS) {
-		r = cJSON_CreateArray();
-		err = r ? hearth_secrets_approvers_each(st, add_pair, r) : -ENOMEM;
-		if (err) {
+		if ((err = hearth_approvers_list(st, &r)))
 			fail("reading the paired phones: %s", hearth_strerror(err));
-			cJSON_Delete(r);
-			return NULL;
-		}
 		return r;
 	}
-	err = hearth_secrets_approver_paired_at(st, c->pair_name, &at);
-	if (err && err != HEARTH_E_NOT_FOUND) {
-		fail("reading the pairing of %s: %s", c->pair_name, hearth_strerror(err));
-		return NULL;
-	}
-	if (c->cmd == CMD_UNPAIR && err) {
+	err = c->cmd == CMD_UNPAIR
+	              ? hearth_approver_unpair(st, c->pair_name, now)
+	              : hearth_approver_pair(st, c->pair_name, c->rotate, now, hex, &rotated);
+	if (err == HEARTH_E_NOT_FOUND && c->cmd == CMD_UNPAIR) {
 		fail("%s is not paired (hearthctl pairs lists who is)", c->pair_name);
 		return NULL;
 	}
-	if (c->cmd == CMD_PAIR && !err && !c->rotate) {
+	if (err == HEARTH_E_BUSY) {
 		fail("%s is already paired: hearthctl pair %s --rotate gives it a new key (the old "
 		     "one stops working), hearthctl unpair %s removes it",
 		     c->pair_name, c->pair_name, c->pair_name);
 		return NULL;
-	}
-	if (c->cmd == CMD_UNPAIR) {
-		err = hearth_secrets_approver_del(st, c->pair_name);
-		if (!err)
-			err = audit_pairing(st, "approver.unpaired", c->pair_name, -1);
-	} else {
-		err = hearth_random(key, sizeof(key));
-		if (!err)
-			err = hearth_secrets_approver_put(st, c->pair_name, key, now);
-		hearth_hex_encode(key, sizeof(key), hex);
-		explicit_bzero(key, sizeof(key));
-		if (!err)
-			err = audit_pairing(st, "approver.paired", c->pair_name, at > 0);
 	}
 	if (!err)
 		err = hearth_store_flush(st, why, sizeof(why));
@@ -2420,7 +2366,7 @@ pair_in_store(const struct ctl *c, hearth_store *st)
 	}
 	snprintf(prefix, sizeof(prefix), "hearth/%s", info.home_id);
 	cJSON_AddNumberToObject(r, "paired_at", (double)now);
-	cJSON_AddBoolToObject(r, "rotated", at > 0);
+	cJSON_AddBoolToObject(r, "rotated", rotated);
 	cJSON_AddStringToObject(r, "hub", prefix);
 	cJSON_AddStringToObject(r, "key", hex);
 	explicit_bzero(hex, sizeof(hex));

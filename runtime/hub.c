@@ -1403,20 +1403,6 @@ ctl_recipes(hearth_hub *h)
 	return arr;
 }
 
-static int
-add_approver(void *ud, const char *name, int64_t paired_at)
-{
-	cJSON *o = cJSON_CreateObject();
-
-	if (!o || !cJSON_AddStringToObject(o, "approver", name) ||
-	    !cJSON_AddNumberToObject(o, "paired_at", (double)paired_at)) {
-		cJSON_Delete(o);
-		return -ENOMEM;
-	}
-	cJSON_AddItemToArray(ud, o);
-	return 0;
-}
-
 /*
  * Paired phones (issue 7, item 3). pair {"name","rotate"}: a new random key,
  * committed and audited (the name only) before the answer, which carries
@@ -1472,23 +1458,17 @@ ctl_consent(hearth_hub *h, const char *cmd, const cJSON *req, char *err, size_t 
 static cJSON *
 ctl_pair(hearth_hub *h, const char *cmd, const cJSON *req, char *err, size_t err_len)
 {
-	uint8_t key[HEARTH_APPROVER_KEY_LEN];
-	char hex[2 * HEARTH_APPROVER_KEY_LEN + 1], broker[300];
+	char hex[2 * HEARTH_APPROVER_KEY_LEN + 1] = "", broker[300];
 	const char *name = NULL;
-	bool rotate = false;
-	int64_t at, now = hearth_wall_ms();
-	cJSON *o, *d;
+	bool unpair = !strcmp(cmd, "unpair"), rotated = false;
+	int64_t now = hearth_wall_ms();
+	cJSON *o = NULL;
 	int rc;
 
 	if (!strcmp(cmd, "pairs")) {
-		o = cJSON_CreateArray();
-		rc = o ? hearth_secrets_approvers_each(h->store, add_approver, o) : -ENOMEM;
-		if (rc) {
+		if ((rc = hearth_approvers_list(h->store, &o)))
 			snprintf(err, err_len, "reading the paired approvers: %s",
 			         hearth_strerror(rc));
-			cJSON_Delete(o);
-			return NULL;
-		}
 		return o;
 	}
 	if (hearth_json_get_str(req, "name", &name) || !hearth_id_valid_str(name)) {
@@ -1496,75 +1476,50 @@ ctl_pair(hearth_hub *h, const char *cmd, const cJSON *req, char *err, size_t err
 		         cmd);
 		return NULL;
 	}
-	rotate = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "rotate"));
-	rc = hearth_secrets_approver_paired_at(h->store, name, &at);
-	if (rc && rc != HEARTH_E_NOT_FOUND) {
-		snprintf(err, err_len, "reading the pairing of %s: %s", name, hearth_strerror(rc));
-		return NULL;
-	}
-	if (!strcmp(cmd, "unpair")) {
-		if (rc) {
-			snprintf(err, err_len, "%s is not paired (hearthctl pairs lists who is)",
-			         name);
-			return NULL;
-		}
-		if ((rc = hearth_secrets_approver_del(h->store, name)))
-			goto fail;
-	} else {
-		if (!rc && !rotate) {
-			snprintf(err, err_len,
-			         "%s is already paired: hearthctl pair %s --rotate gives it a new "
-			         "key "
-			         "(the old one stops working), hearthctl unpair %s removes it",
-			         name, name, name);
-			return NULL;
-		}
-		rotate = !rc;
-		if ((rc = hearth_random(key, sizeof(key))) ||
-		    (rc = hearth_secrets_approver_put(h->store, name, key, now)))
-			goto fail;
-		hearth_hex_encode(key, sizeof(key), hex);
-		explicit_bzero(key, sizeof(key));
-	}
-	d = cJSON_CreateObject();
-	cJSON_AddStringToObject(d, "approver", name);
-	if (strcmp(cmd, "unpair"))
-		cJSON_AddBoolToObject(d, "rotated", rotate);
-	cJSON_AddStringToObject(d, "by", "hearthctl");
-	audit(h, strcmp(cmd, "unpair") ? "approver.paired" : "approver.unpaired", name, d);
-	if ((rc = hearth_store_flush(h->store, err, err_len))) {
-		explicit_bzero(hex, sizeof(hex));
-		return NULL;
-	}
+	rc = unpair ? hearth_approver_unpair(h->store, name, now)
+	            : hearth_approver_pair(
+	                      h->store, name,
+	                      cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "rotate")), now,
+	                      hex, &rotated);
+	if (rc == HEARTH_E_NOT_FOUND && unpair)
+		snprintf(err, err_len, "%s is not paired (hearthctl pairs lists who is)", name);
+	else if (rc == HEARTH_E_BUSY)
+		snprintf(err, err_len,
+		         "%s is already paired: hearthctl pair %s --rotate gives it a new key (the "
+		         "old one stops working), hearthctl unpair %s removes it",
+		         name, name, name);
+	else if (rc)
+		snprintf(err, err_len, "%s %s: %s", cmd, name, hearth_strerror(rc));
+	if (rc || hearth_store_flush(h->store, err, err_len))
+		goto out;
 	LOG_INFO("hub", "approver %s %s", name,
-	         strcmp(cmd, "unpair") ? (rotate ? "given a new key" : "paired") : "unpaired");
+	         unpair    ? "unpaired"
+	         : rotated ? "given a new key"
+	                   : "paired");
 	o = cJSON_CreateObject();
-	if (!o)
-		goto oom;
-	cJSON_AddStringToObject(o, "approver", name);
-	if (!strcmp(cmd, "unpair")) {
+	if (!o || !cJSON_AddStringToObject(o, "approver", name)) {
+		snprintf(err, err_len, "out of memory");
+		cJSON_Delete(o);
+		o = NULL;
+		goto out;
+	}
+	if (unpair) {
 		cJSON_AddBoolToObject(o, "unpaired", true);
-		return o;
+		goto out;
 	}
 	snprintf(broker, sizeof(broker), "%s:%d", h->cfg->broker_host, h->cfg->broker_port);
 	cJSON_AddNumberToObject(o, "paired_at", (double)now);
-	cJSON_AddBoolToObject(o, "rotated", rotate);
+	cJSON_AddBoolToObject(o, "rotated", rotated);
 	cJSON_AddStringToObject(o, "hub", h->prefix);
 	cJSON_AddStringToObject(o, "broker", broker);
 	if (!cJSON_AddStringToObject(o, "key", hex)) {
+		snprintf(err, err_len, "out of memory");
 		cJSON_Delete(o);
-		goto oom;
+		o = NULL;
 	}
+out:
 	explicit_bzero(hex, sizeof(hex));
 	return o;
-oom:
-	explicit_bzero(hex, sizeof(hex));
-	snprintf(err, err_len, "out of memory");
-	return NULL;
-fail:
-	explicit_bzero(key, sizeof(key));
-	snprintf(err, err_len, "%s %s: %s", cmd, name, hearth_strerror(rc));
-	return NULL;
 }
 
 /* trace: the last runs of one recipe with their step timelines (from episodes). */
