@@ -38,8 +38,8 @@ At the end (after a last start and a clean stop):
       be put back ("could not put back: ...");
   (h) the plan journal is empty: every accepted plan ended (mdb_dump).
 
-HEARTH_CRASH_ITERATIONS (default 100; the issue's 200 pass locally, see
-docs/architecture.md) sets the number of kills,
+HEARTH_CRASH_ITERATIONS (default 100; scripts/test.sh's test stage sets the
+issue's 200, see docs/architecture.md) sets the number of kills,
 HEARTH_CRASH_SEED the random seed (printed at the start, to replay a run).
 The summary line at the end gives iterations, intents, replies, episodes and
 interrupted plans closed.
