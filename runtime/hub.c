@@ -302,6 +302,32 @@ learn_devices(hearth_hub *h, const cJSON *episode)
 	}
 }
 
+/*
+ * The recipe's success posterior and its habit (semantic memory) from an
+ * ended plan: completed is a success, compensated or failed a failure; a
+ * plan denied or expired says nothing about the recipe. The habit counts
+ * the local hour the intent arrived.
+ */
+static void
+learn_recipe(hearth_hub *h, const cJSON *episode)
+{
+	const char *recipe = NULL, *outcome = NULL;
+	double ts = 0;
+	struct tm tm;
+	time_t t;
+
+	if (hearth_json_get_str(episode, "recipe", &recipe) ||
+	    hearth_json_get_str(episode, "outcome", &outcome))
+		return;
+	if (!strcmp(outcome, "completed") || !strcmp(outcome, "compensated") ||
+	    !strcmp(outcome, "failed"))
+		hearth_semantic_recipe_outcome(h->store, recipe, !strcmp(outcome, "completed"));
+	hearth_json_get_num(episode, "ts", &ts);
+	t = (time_t)(ts / 1000);
+	if (ts > 0 && localtime_r(&t, &tm))
+		hearth_semantic_habit(h->store, recipe, tm.tm_hour);
+}
+
 static void
 route_out(hearth_hub *h, hearth_msg *m)
 {
@@ -380,6 +406,7 @@ route_out(hearth_hub *h, hearth_msg *m)
 			LOG_ERR("hub", "episode %s not stored: %s", m->id, hearth_strerror(rc));
 		hearth_free(text);
 		learn_devices(h, m->body);
+		learn_recipe(h, m->body);
 		audit_plan_end(h, m);
 		return;
 	}

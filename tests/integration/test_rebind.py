@@ -18,6 +18,7 @@ room's desk lamp at 60 %, with a 300 ms timeout.
 import json
 import os
 import subprocess
+import time
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -104,6 +105,14 @@ class RebindTest(harness.TestCase):
         self.assertEqual((desk["attempts"], desk["successes"]), (1, 0), desk)
         ceiling = semantic_record(hub.data_dir, "device/ceiling-1")
         self.assertEqual((ceiling["attempts"], ceiling["successes"]), (1, 1), ceiling)
+        # The plan completed (on another device): a success of its recipe, and
+        # one run in the hour it came.
+        recipe = semantic_record(hub.data_dir, f"recipe/{ep['recipe']}")
+        self.assertEqual((recipe["a"], recipe["b"]), (2, 1), recipe)
+        habit = semantic_record(hub.data_dir, f"habit/{ep['recipe']}")
+        hour = time.localtime(ep["ts"] / 1000).tm_hour
+        self.assertEqual(habit["hours"][hour], 1, habit)
+        self.assertEqual(sum(habit["hours"]), 1, habit)
 
     def test_lamp_going_offline_rebound_at_once(self):
         with open(STUDY) as f:
