@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "agents/context/context.h"
 #include "agents/msg.h"
@@ -28,6 +27,7 @@
 #include "platform/log.h"
 #include "recipes/capability.h"
 #include "recipes/recipe.h"
+#include "tests/unit/support/home.h"
 #include "tests/unit/support/sink.h"
 
 /* ==== A test outbox: what the agent posts, in order ==== */
@@ -66,16 +66,7 @@ count_problem(void *ud, const char *line)
 static void
 home_msg(struct fx *f, enum hearth_msg_type type, const char *id, const char *json, bool flag)
 {
-	hearth_msg m = {.type = type, .flag = flag};
-
-	snprintf(m.id, sizeof(m.id), "%s", id);
-	if (json) {
-		m.body = cJSON_Parse(json);
-		assert_non_null(m.body);
-	}
-	hearth_context_handle(f->ctx, &m, &f->now, &f->ctx_out);
-	hearth_msg_clear(&m);
-	assert_int_equal(sink_count(&f->trash, HEARTH_MSG_ERROR), 0);
+	home_feed(f->ctx, &f->now, &f->ctx_out, &f->trash, type, id, json, flag);
 	sink_reset(&f->trash);
 }
 
@@ -795,23 +786,9 @@ test_approval_needed_plan_waits(void **state)
 static hearth_msg *
 preview_recipe(struct fx *f, const char *json, hearth_recipe_book **book)
 {
-	char dir[] = "/tmp/hearth-crit-XXXXXX", path[64], why[256] = "";
-	struct hearth_recipe *r = NULL;
-	FILE *fp;
+	const char *const docs[] = {json, NULL};
 
-	assert_int_equal(hearth_recipe_parse(json, strlen(json), "t.json", &r, why, sizeof(why)),
-	                 0);
-	hearth_recipe_free(r);
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/t.json", dir);
-	fp = fopen(path, "w");
-	assert_non_null(fp);
-	fputs(json, fp);
-	fclose(fp);
-	assert_int_equal(hearth_recipe_book_load(dir, book, NULL, NULL, why, sizeof(why)), 0);
-	remove(path);
-	rmdir(dir);
-	assert_int_equal(hearth_recipe_book_count(*book), 1);
+	*book = home_book(docs);
 	hearth_orch_set_book(f->orch, *book);
 	intent(f, "i-c", "{\"intent\":\"test.crit\",\"preview\":true}");
 	assert_int_equal(f->sink.n, 1);

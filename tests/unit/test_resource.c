@@ -27,6 +27,7 @@
 #include "platform/log.h"
 #include "recipes/capability.h"
 #include "recipes/recipe.h"
+#include "tests/unit/support/home.h"
 #include "tests/unit/support/sink.h"
 
 /* ==== JSON helpers ==== */
@@ -104,16 +105,7 @@ count_problem(void *ud, const char *line)
 static void
 home_msg(struct fx *f, enum hearth_msg_type type, const char *id, const char *json, bool flag)
 {
-	hearth_msg m = {.type = type, .flag = flag};
-
-	snprintf(m.id, sizeof(m.id), "%s", id);
-	if (json) {
-		m.body = cJSON_Parse(json);
-		assert_non_null(m.body);
-	}
-	hearth_context_handle(f->ctx, &m, &f->now, &f->other_out);
-	hearth_msg_clear(&m);
-	assert_int_equal(sink_count(&f->other, HEARTH_MSG_ERROR), 0);
+	home_feed(f->ctx, &f->now, &f->other_out, &f->other, type, id, json, flag);
 	for (int i = 0; i < f->other.n; i++)
 		if (f->other.msgs[i].type == HEARTH_MSG_DEVICE_CHANGED && f->res)
 			hearth_resource_handle(f->res, &f->other.msgs[i], &f->now, &f->out);

@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "agents/context/context.h"
 #include "agents/msg.h"
@@ -28,6 +27,7 @@
 #include "agents/plan.h"
 #include "platform/json.h"
 #include "recipes/recipe.h"
+#include "tests/unit/support/home.h"
 #include "tests/unit/support/sink.h"
 
 struct fx {
@@ -108,44 +108,16 @@ mem_preapproved(void *ud, const char *scope, char *by, size_t by_len)
 static void
 home_msg(struct fx *f, enum hearth_msg_type type, const char *id, const char *json)
 {
-	hearth_msg m = {.type = type};
-
-	snprintf(m.id, sizeof(m.id), "%s", id);
-	m.body = cJSON_Parse(json);
-	assert_non_null(m.body);
-	hearth_context_handle(f->ctx, &m, &f->now, &f->ctx_out);
-	hearth_msg_clear(&m);
-	assert_int_equal(sink_count(&f->trash, HEARTH_MSG_ERROR), 0);
+	home_feed(f->ctx, &f->now, &f->ctx_out, &f->trash, type, id, json, false);
 	sink_reset(&f->trash);
 }
 
-/* Write the recipes (a NULL-terminated list of documents) to a folder and
- * make them the orchestrator's book. */
+/* Make the recipes (a NULL-terminated list of documents) the orchestrator's book. */
 static void
 load_book(struct fx *f, const char *const *docs)
 {
-	char dir[] = "/tmp/hearth-score-XXXXXX", path[96], why[512] = "";
-	int n = 0;
-
-	assert_non_null(mkdtemp(dir));
-	for (; docs[n]; n++) {
-		FILE *fp;
-
-		snprintf(path, sizeof(path), "%s/r%d.json", dir, n);
-		fp = fopen(path, "w");
-		assert_non_null(fp);
-		fputs(docs[n], fp);
-		fclose(fp);
-	}
 	hearth_recipe_book_free(f->book);
-	f->book = NULL;
-	assert_int_equal(hearth_recipe_book_load(dir, &f->book, NULL, NULL, why, sizeof(why)), 0);
-	for (int i = 0; i < n; i++) {
-		snprintf(path, sizeof(path), "%s/r%d.json", dir, i);
-		remove(path);
-	}
-	rmdir(dir);
-	assert_int_equal(hearth_recipe_book_count(f->book), n);
+	f->book = home_book(docs);
 	hearth_orch_set_book(f->orch, f->book);
 }
 
